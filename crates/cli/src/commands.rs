@@ -1,0 +1,389 @@
+//! One function per subcommand: raw arguments → validated engine call →
+//! output on an injected writer (human text, or JSON with --json).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use lanceflow::config::Config;
+use lanceflow::ingest::{IngestRequest, WriteMode};
+use lanceflow::input::InputFormat;
+use lanceflow::{LocalExecutor, Location, StorageOptions, VersionSpec};
+use serde::Serialize;
+
+use crate::args::{
+    BenchCommand, Cli, Command, ConvertCommand, GlobalArgs, IngestArgs, TagCommand, VersionArgs,
+};
+use crate::render::progress_for;
+
+/// Settings shared by every command, validated once.
+struct Context {
+    options: StorageOptions,
+    workers: usize,
+    json: bool,
+    quiet: bool,
+}
+
+impl Context {
+    fn new(global: &GlobalArgs) -> Result<Self> {
+        let config = match &global.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let mut options = config.storage_options()?;
+        for pair in &global.storage_options {
+            options.set_pair(pair)?;
+        }
+        if global.workers == Some(0) {
+            return Err(
+                lanceflow::Error::InvalidInput("--workers must be at least 1".into()).into(),
+            );
+        }
+        let workers = global
+            .workers
+            .or(config.workers)
+            .unwrap_or_else(lanceflow::executor::default_workers);
+        Ok(Self {
+            options,
+            workers,
+            json: global.json,
+            quiet: global.quiet,
+        })
+    }
+
+    fn location(&self, uri: &str) -> Result<Location> {
+        Ok(Location::resolve(uri, &self.options)?)
+    }
+
+    fn executor(&self) -> LocalExecutor {
+        LocalExecutor::new(self.workers)
+    }
+}
+
+fn version_spec(at: &VersionArgs) -> Option<VersionSpec> {
+    match (&at.version, &at.tag) {
+        (Some(v), _) => Some(VersionSpec::Number(*v)),
+        (None, Some(t)) => Some(VersionSpec::Tag(t.clone())),
+        (None, None) => None,
+    }
+}
+
+fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Run one parsed command line.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let ctx = Context::new(&cli.global)?;
+    match cli.command {
+        Command::Ingest(args) => ingest(&ctx, args, out).await,
+        Command::Info { uri, at } => info(&ctx, &uri, &at, out).await,
+        Command::Versions { uri } => versions(&ctx, &uri, out).await,
+        Command::Tag(cmd) => tag(&ctx, cmd, out).await,
+        Command::Restore { uri, at } => restore(&ctx, &uri, &at, out).await,
+        Command::Cleanup {
+            uri,
+            older_than,
+            dry_run,
+        } => cleanup(&ctx, &uri, &older_than, dry_run, out).await,
+        Command::Convert(ConvertCommand::Wordnet {
+            dict,
+            out: file,
+            sample,
+        }) => {
+            let rows = lanceflow::corpus::convert_wordnet(&dict, &file, sample)?;
+            if ctx.json {
+                print_json(out, &serde_json::json!({"rows": rows, "out": file}))
+            } else {
+                writeln!(out, "wrote {rows} synsets to {}", file.display())?;
+                Ok(())
+            }
+        }
+        Command::Bench(BenchCommand::Ingest {
+            input,
+            max_rows_per_file,
+            repeat,
+            scratch,
+        }) => bench_ingest(&ctx, input, max_rows_per_file, repeat, scratch, out).await,
+    }
+}
+
+async fn ingest(ctx: &Context, args: IngestArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.to)?;
+    let request = IngestRequest {
+        inputs: args.inputs,
+        format: args.format.as_deref().map(InputFormat::parse).transpose()?,
+        mode: WriteMode::parse(&args.mode)?,
+        max_rows_per_file: args.max_rows_per_file,
+        columns: args.columns,
+    };
+    let progress = progress_for(ctx.quiet);
+    let report =
+        lanceflow::ingest::ingest(&location, &request, &ctx.executor(), progress.as_ref()).await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "ingested {} rows from {} file(s) into {} as version {} ({} fragment(s), {} rows in total) in {:.2}s ({:.0} rows/s)",
+        report.rows_written,
+        report.inputs,
+        report.uri,
+        report.version,
+        report.fragments_written,
+        report.total_rows,
+        report.seconds,
+        report.rows_per_second
+    )?;
+    Ok(())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+async fn info(ctx: &Context, uri: &str, at: &VersionArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(uri)?;
+    let info = lanceflow::info::info(&location, version_spec(at).as_ref()).await?;
+    if ctx.json {
+        return print_json(out, &info);
+    }
+    writeln!(out, "dataset   {}", info.uri)?;
+    let latest = if info.version == info.latest_version {
+        " (latest)".to_string()
+    } else {
+        format!(" (latest is {})", info.latest_version)
+    };
+    writeln!(
+        out,
+        "version   {}{latest}, committed {}",
+        info.version, info.committed_at
+    )?;
+    if !info.tags.is_empty() {
+        writeln!(out, "tags      {}", info.tags.join(", "))?;
+    }
+    writeln!(out, "rows      {}", info.rows)?;
+    writeln!(out, "fragments {}", info.fragments)?;
+    writeln!(out, "size      {}", human_bytes(info.size_bytes))?;
+    writeln!(out, "schema")?;
+    for c in &info.schema {
+        let null = if c.nullable { "" } else { " not null" };
+        writeln!(
+            out,
+            "  {:<24} {}{null}  ({})",
+            c.name,
+            c.data_type,
+            human_bytes(c.bytes_on_disk)
+        )?;
+    }
+    if info.indices.is_empty() {
+        writeln!(out, "indices   none")?;
+    } else {
+        writeln!(out, "indices")?;
+        for i in &info.indices {
+            writeln!(
+                out,
+                "  {:<24} {} on {} ({} segment(s), {} rows, {} unindexed fragment(s))",
+                i.name,
+                i.index_type,
+                i.columns.join(", "),
+                i.segments,
+                i.rows_indexed,
+                i.unindexed_fragments
+            )?;
+        }
+    }
+    if !info.storage_options.is_empty() {
+        writeln!(out, "storage")?;
+        for (k, v) in &info.storage_options {
+            writeln!(out, "  {k} = {v}")?;
+        }
+    }
+    Ok(())
+}
+
+async fn versions(ctx: &Context, uri: &str, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(uri)?;
+    let list = lanceflow::versions::versions(&location).await?;
+    if ctx.json {
+        return print_json(out, &list);
+    }
+    writeln!(out, "{:>8}  {:<32}  tags", "version", "committed")?;
+    for v in list {
+        let mark = if v.latest { " (latest)" } else { "" };
+        writeln!(
+            out,
+            "{:>8}  {:<32}  {}{mark}",
+            v.version,
+            v.committed_at,
+            v.tags.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+async fn tag(ctx: &Context, cmd: TagCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        TagCommand::Create { uri, name, version } => {
+            let t = lanceflow::versions::create_tag(&ctx.location(&uri)?, &name, version).await?;
+            if ctx.json {
+                return print_json(out, &t);
+            }
+            writeln!(out, "tag '{}' → version {}", t.name, t.version)?;
+        }
+        TagCommand::List { uri } => {
+            let tags = lanceflow::versions::list_tags(&ctx.location(&uri)?).await?;
+            if ctx.json {
+                return print_json(out, &tags);
+            }
+            for t in tags {
+                writeln!(out, "{}\t{}", t.name, t.version)?;
+            }
+        }
+        TagCommand::Delete { uri, name } => {
+            let t = lanceflow::versions::delete_tag(&ctx.location(&uri)?, &name).await?;
+            if ctx.json {
+                return print_json(out, &t);
+            }
+            writeln!(out, "deleted tag '{}' (was version {})", t.name, t.version)?;
+        }
+    }
+    Ok(())
+}
+
+async fn restore(ctx: &Context, uri: &str, at: &VersionArgs, out: &mut dyn Write) -> Result<()> {
+    let Some(spec) = version_spec(at) else {
+        return Err(lanceflow::Error::InvalidInput(
+            "say which version to restore: --version N or --tag T".into(),
+        )
+        .into());
+    };
+    let report = lanceflow::versions::restore(&ctx.location(uri)?, &spec).await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "restored version {} as new version {}",
+        report.restored, report.new_version
+    )?;
+    Ok(())
+}
+
+async fn cleanup(
+    ctx: &Context,
+    uri: &str,
+    older_than: &str,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let age = lanceflow::versions::parse_age(older_than)?;
+    let report = lanceflow::versions::cleanup(&ctx.location(uri)?, age, dry_run).await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    writeln!(
+        out,
+        "{verb} {} old version(s), {} data file(s), {} index file(s): {} freed",
+        report.old_versions,
+        report.data_files_removed,
+        report.index_files_removed,
+        human_bytes(report.bytes_removed)
+    )?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct BenchIngestReport {
+    input: PathBuf,
+    rows: u64,
+    input_bytes: u64,
+    fragments: usize,
+    workers: usize,
+    runs_seconds: Vec<f64>,
+    best_seconds: f64,
+    median_seconds: f64,
+    best_rows_per_second: f64,
+    median_rows_per_second: f64,
+}
+
+async fn bench_ingest(
+    ctx: &Context,
+    input: PathBuf,
+    max_rows_per_file: usize,
+    repeat: usize,
+    scratch: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let repeat = repeat.max(1);
+    let tmp = tempfile::Builder::new()
+        .prefix("lanceflow-bench-")
+        .tempdir_in(scratch.unwrap_or_else(std::env::temp_dir))?;
+    let mut runs = Vec::with_capacity(repeat);
+    let mut last = None;
+    for i in 0..repeat {
+        let target = tmp.path().join(format!("run{i}.lance"));
+        let location = ctx.location(&target.to_string_lossy())?;
+        let mut request = IngestRequest::new(vec![input.clone()], WriteMode::Create);
+        request.max_rows_per_file = max_rows_per_file;
+        let report = lanceflow::ingest::ingest(
+            &location,
+            &request,
+            &ctx.executor(),
+            &lanceflow::progress::NoProgress,
+        )
+        .await?;
+        runs.push(report.seconds);
+        last = Some(report);
+        std::fs::remove_dir_all(&target)?;
+    }
+    let Some(last) = last else {
+        return Ok(());
+    };
+    let mut sorted = runs.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let best = sorted[0];
+    let median = sorted[sorted.len() / 2];
+    let report = BenchIngestReport {
+        input,
+        rows: last.rows_written,
+        input_bytes: last.input_bytes,
+        fragments: last.fragments_written,
+        workers: ctx.workers,
+        runs_seconds: runs,
+        best_seconds: best,
+        median_seconds: median,
+        best_rows_per_second: last.rows_written as f64 / best,
+        median_rows_per_second: last.rows_written as f64 / median,
+    };
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "lanceflow ingest: {} rows ({}) → {} fragments; best {:.3}s ({:.0} rows/s), median {:.3}s ({:.0} rows/s) over {} run(s)",
+        report.rows,
+        human_bytes(report.input_bytes),
+        report.fragments,
+        report.best_seconds,
+        report.best_rows_per_second,
+        report.median_seconds,
+        report.median_rows_per_second,
+        repeat
+    )?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! CLI integration tests: the `lanceflow` binary as a user runs it.
+
+mod bad_input;
+mod common;
+mod s3;
+mod workflow;

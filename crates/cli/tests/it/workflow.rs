@@ -1,0 +1,229 @@
+use crate::common::*;
+
+#[test]
+fn ingest_100k_rows_into_ten_fragments_and_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_jsonl(dir.path(), "docs.jsonl", 0, 100_000);
+    let uri = dir.path().join("kb.lance");
+    let uri = uri.to_str().unwrap();
+    let out = run(&[
+        "ingest",
+        input.to_str().unwrap(),
+        "--to",
+        uri,
+        "--max-rows-per-file",
+        "10000",
+        "--json",
+        "-q",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report["rows_written"], 100_000);
+    assert_eq!(report["fragments_written"], 10);
+    assert_eq!(report["version"], 1);
+    let info = info_json(uri, &[], &[]);
+    assert_eq!(info["rows"], 100_000);
+    assert_eq!(info["fragments"], 10);
+    assert_eq!(info["version"], 1);
+    let versions: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["versions", uri, "--json"]))).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 1);
+    let cols: Vec<&str> = info["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, vec!["doc_id", "n", "text", "title"]);
+}
+
+#[test]
+fn append_time_travel_tags_restore_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let uri = uri.to_str().unwrap();
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 300);
+    let b = write_jsonl(dir.path(), "b.jsonl", 300, 200);
+    ok(&run(&["ingest", a.to_str().unwrap(), "--to", uri, "-q"]));
+    ok(&run(&[
+        "ingest",
+        b.to_str().unwrap(),
+        "--to",
+        uri,
+        "--mode",
+        "append",
+        "-q",
+    ]));
+    assert_eq!(info_json(uri, &[], &[])["rows"], 500);
+    assert_eq!(info_json(uri, &["--version", "1"], &[])["rows"], 300);
+
+    ok(&run(&["tag", "create", uri, "base", "--version", "1"]));
+    assert_eq!(info_json(uri, &["--tag", "base"], &[])["rows"], 300);
+    let tags = ok(&run(&["tag", "list", uri]));
+    assert!(tags.contains("base\t1"), "{tags}");
+
+    let human = ok(&run(&["info", uri]));
+    assert!(
+        human.contains("rows      500") && human.contains("version   2 (latest)"),
+        "{human}"
+    );
+
+    let restored = ok(&run(&["restore", uri, "--tag", "base"]));
+    assert!(
+        restored.contains("restored version 1 as new version 3"),
+        "{restored}"
+    );
+    assert_eq!(info_json(uri, &[], &[])["rows"], 300);
+
+    let cleaned = ok(&run(&["cleanup", uri, "--older-than", "0s"]));
+    assert!(cleaned.contains("removed 1 old version"), "{cleaned}");
+    // Tagged version 1 survives cleanup.
+    assert_eq!(info_json(uri, &["--version", "1"], &[])["rows"], 300);
+    ok(&run(&["tag", "delete", uri, "base"]));
+}
+
+#[test]
+fn progress_is_json_lines_when_not_a_tty() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 10);
+    let b = write_jsonl(dir.path(), "b.jsonl", 10, 10);
+    let out = run(&[
+        "ingest",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--to",
+        uri.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let events: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let finished = events
+        .iter()
+        .filter(|e| e["event"] == "task_finished")
+        .count();
+    assert_eq!(finished, 2, "{events:?}");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "stage_finished" && e["ok"] == true));
+
+    let quiet = run(&[
+        "ingest",
+        a.to_str().unwrap(),
+        "--to",
+        uri.to_str().unwrap(),
+        "--mode",
+        "append",
+        "--quiet",
+    ]);
+    ok(&quiet);
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
+
+#[test]
+fn config_file_and_secrets_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 10);
+    ok(&run(&[
+        "ingest",
+        a.to_str().unwrap(),
+        "--to",
+        uri.to_str().unwrap(),
+        "-q",
+    ]));
+    let config = dir.path().join("lanceflow.toml");
+    std::fs::write(
+        &config,
+        "workers = 1\n[storage]\naws_secret_access_key = \"s3cr3t-from-config\"\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "info",
+        uri.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "-s",
+        "aws_session_token=tok-on-cli",
+    ]);
+    let text = ok(&out);
+    assert!(text.contains("aws_secret_access_key = ****"), "{text}");
+    assert!(
+        !text.contains("s3cr3t-from-config") && !text.contains("tok-on-cli"),
+        "{text}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "wrokers = 2\n").unwrap();
+    fails_with(
+        &run(&[
+            "info",
+            uri.to_str().unwrap(),
+            "--config",
+            bad.to_str().unwrap(),
+        ]),
+        &["wrokers"],
+    );
+}
+
+#[test]
+fn wordnet_converter_and_bundled_sample() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/wordnet-sample.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let out = ok(&run(&[
+        "ingest",
+        sample.to_str().unwrap(),
+        "--to",
+        uri.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = report["rows_written"].as_u64().unwrap();
+    assert!((2000..=5000).contains(&rows), "{rows}");
+    let info = info_json(uri.to_str().unwrap(), &[], &[]);
+    let types: std::collections::HashMap<String, String> = info["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["data_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(types["text"], "Utf8");
+    assert!(types["lemmas"].starts_with("List"), "{types:?}");
+
+    if std::path::Path::new("/usr/share/wordnet/data.noun").exists() {
+        let out_file = dir.path().join("wn.jsonl");
+        let text = ok(&run(&[
+            "convert",
+            "wordnet",
+            "--out",
+            out_file.to_str().unwrap(),
+            "--sample",
+            "500",
+        ]));
+        assert!(text.contains("wrote 500 synsets"), "{text}");
+        let first = std::fs::read_to_string(&out_file).unwrap();
+        let row: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        assert_eq!(row["doc_id"], "n00001740");
+        assert_eq!(row["title"], "entity");
+    }
+    fails_with(
+        &run(&[
+            "convert",
+            "wordnet",
+            "--dict",
+            "/nonexistent",
+            "--out",
+            "/tmp/x.jsonl",
+        ]),
+        &["wordnet-base"],
+    );
+}

@@ -1,0 +1,195 @@
+//! Executors schedule, retry and collect tasks; they hold no operation logic.
+//!
+//! The local executor runs tasks on this machine with bounded parallelism. A
+//! Ray executor (Python package) implements the same contract: take
+//! [`TaskSpec`]s, run [`crate::worker::execute_task`] on each somewhere, hand
+//! back [`TaskOutcome`]s.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::progress::{Progress, ProgressEvent};
+use crate::task::{TaskError, TaskOutcome, TaskSpec};
+
+/// Runs tasks somewhere and returns one outcome per task (any order).
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// A short description for logs (`local(4 workers)`).
+    fn describe(&self) -> String;
+
+    /// How many tasks run at once (operations use it to size their plans).
+    fn parallelism(&self) -> usize;
+
+    /// Run every task of one stage. An `Err` means the executor itself failed;
+    /// task failures are reported inside the outcomes.
+    async fn run(
+        &self,
+        stage: &str,
+        tasks: Vec<TaskSpec>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<TaskOutcome>>;
+}
+
+/// The embedded default: tasks run as tokio tasks in this process.
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    workers: usize,
+    max_attempts: u32,
+}
+
+impl LocalExecutor {
+    /// `workers` tasks at once (0 means one per available core).
+    pub fn new(workers: usize) -> Self {
+        let workers = if workers == 0 {
+            default_workers()
+        } else {
+            workers
+        };
+        Self {
+            workers,
+            max_attempts: 3,
+        }
+    }
+
+    /// How many times a task with a retryable failure (storage hiccup) is run
+    /// at most. Defaults to 3.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+}
+
+impl Default for LocalExecutor {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+/// One worker per available core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[async_trait]
+impl Executor for LocalExecutor {
+    fn describe(&self) -> String {
+        format!("local({} workers)", self.workers)
+    }
+
+    fn parallelism(&self) -> usize {
+        self.workers
+    }
+
+    async fn run(
+        &self,
+        stage: &str,
+        tasks: Vec<TaskSpec>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<TaskOutcome>> {
+        let started = Instant::now();
+        progress.report(ProgressEvent::StageStarted {
+            stage: stage.to_string(),
+            total: Some(tasks.len() as u64),
+            unit: "tasks".into(),
+        });
+        let limit = Arc::new(Semaphore::new(self.workers.max(1)));
+        let mut running = FuturesUnordered::new();
+        for spec in tasks {
+            let limit = limit.clone();
+            let max_attempts = self.max_attempts;
+            let stage = stage.to_string();
+            running.push(async move {
+                let _permit = limit
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::internal(format!("executor closed: {e}")))?;
+                Ok::<_, Error>(run_with_retries(spec, max_attempts, &stage).await)
+            });
+        }
+        let mut outcomes = Vec::new();
+        let mut all_ok = true;
+        while let Some(done) = running.next().await {
+            let (outcome, retries) = done?;
+            for (attempt, reason) in retries {
+                progress.report(ProgressEvent::TaskRetried {
+                    stage: stage.to_string(),
+                    task: outcome.index,
+                    attempt,
+                    reason,
+                });
+            }
+            all_ok &= outcome.result.is_ok();
+            progress.report(ProgressEvent::TaskFinished {
+                stage: stage.to_string(),
+                task: outcome.index,
+                ok: outcome.result.is_ok(),
+                rows: outcome
+                    .result
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v.get("rows"))
+                    .and_then(|r| r.as_u64()),
+                seconds: outcome.seconds,
+            });
+            outcomes.push(outcome);
+        }
+        progress.report(ProgressEvent::StageFinished {
+            stage: stage.to_string(),
+            ok: all_ok,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(outcomes)
+    }
+}
+
+/// Run one task on a tokio worker thread, retrying retryable failures.
+/// Returns the outcome and the (attempt, reason) of every retry.
+async fn run_with_retries(
+    spec: TaskSpec,
+    max_attempts: u32,
+    stage: &str,
+) -> (TaskOutcome, Vec<(u32, String)>) {
+    let started = Instant::now();
+    let mut retries = Vec::new();
+    let mut attempt = 1;
+    loop {
+        let task = spec.clone();
+        let joined = tokio::spawn(async move { crate::worker::execute_task(&task).await }).await;
+        let result = match joined {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(TaskError::from(&err)),
+            Err(join_err) => Err(TaskError {
+                kind: "internal".into(),
+                message: format!(
+                    "task panicked or was cancelled (a bug, please report it): {join_err}"
+                ),
+            }),
+        };
+        match result {
+            Err(err) if err.is_retryable() && attempt < max_attempts => {
+                tracing::warn!(stage, task = spec.index, attempt, error = %err.message, "retrying task");
+                retries.push((attempt + 1, err.message));
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                    .await;
+            }
+            result => {
+                let outcome = TaskOutcome {
+                    index: spec.index,
+                    label: spec.label.clone(),
+                    result,
+                    attempts: attempt,
+                    seconds: started.elapsed().as_secs_f64(),
+                };
+                return (outcome, retries);
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Versions, tags, restore and cleanup: Lance's time travel, made visible.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lance::dataset::cleanup::CleanupPolicyBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{bail_invalid, Error, Result};
+use crate::storage::{Location, VersionSpec};
+
+/// One version of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Version number.
+    pub version: u64,
+    /// Commit time (RFC 3339).
+    pub committed_at: String,
+    /// Tags pointing at it.
+    pub tags: Vec<String>,
+    /// Whether it is the latest version.
+    pub latest: bool,
+}
+
+/// A tag and the version it points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagInfo {
+    /// Tag name.
+    pub name: String,
+    /// Version it points at.
+    pub version: u64,
+}
+
+async fn tag_map(location: &Location, dataset: &lance::Dataset) -> Result<BTreeMap<String, u64>> {
+    Ok(dataset
+        .tags()
+        .list()
+        .await
+        .map_err(|e| location.lance_error("list tags", e))?
+        .into_iter()
+        .map(|(name, t)| (name, t.version))
+        .collect())
+}
+
+/// Every version still on storage, oldest first.
+pub async fn versions(location: &Location) -> Result<Vec<VersionInfo>> {
+    let dataset = location.open(None).await?;
+    let tags = tag_map(location, &dataset).await?;
+    let latest = dataset.version().version;
+    let list = dataset
+        .versions()
+        .await
+        .map_err(|e| location.lance_error("list versions", e))?;
+    Ok(list
+        .into_iter()
+        .map(|v| VersionInfo {
+            version: v.version,
+            committed_at: v.timestamp.to_rfc3339(),
+            tags: tags
+                .iter()
+                .filter(|(_, tv)| **tv == v.version)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            latest: v.version == latest,
+        })
+        .collect())
+}
+
+/// All tags, by name.
+pub async fn list_tags(location: &Location) -> Result<Vec<TagInfo>> {
+    let dataset = location.open(None).await?;
+    Ok(tag_map(location, &dataset)
+        .await?
+        .into_iter()
+        .map(|(name, version)| TagInfo { name, version })
+        .collect())
+}
+
+fn check_tag_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+        && !name.ends_with(".lock");
+    if !ok {
+        bail_invalid!(
+            "tag name '{name}' is not allowed; use letters, digits, '-', '_' and '.' (e.g. v1.0-prod)"
+        );
+    }
+    Ok(())
+}
+
+/// Point a new tag at `version` (latest when `None`).
+pub async fn create_tag(location: &Location, name: &str, version: Option<u64>) -> Result<TagInfo> {
+    check_tag_name(name)?;
+    let dataset = location.open(None).await?;
+    let version = version.unwrap_or(dataset.version().version);
+    if tag_map(location, &dataset).await?.contains_key(name) {
+        return Err(Error::AlreadyExists(format!(
+            "tag '{name}' already exists; delete it first with `lanceflow tag delete {} {name}`",
+            location.uri()
+        )));
+    }
+    dataset.tags().create(name, version).await.map_err(|e| {
+        location.lance_error(&format!("create tag '{name}' at version {version}"), e)
+    })?;
+    Ok(TagInfo {
+        name: name.to_string(),
+        version,
+    })
+}
+
+/// Remove a tag (the version stays until cleanup removes it).
+pub async fn delete_tag(location: &Location, name: &str) -> Result<TagInfo> {
+    let dataset = location.open(None).await?;
+    let Some(version) = tag_map(location, &dataset).await?.get(name).copied() else {
+        return Err(Error::NotFound(format!(
+            "no tag '{name}' on '{}'; list tags with `lanceflow tag list {}`",
+            location.uri(),
+            location.uri()
+        )));
+    };
+    dataset
+        .tags()
+        .delete(name)
+        .await
+        .map_err(|e| location.lance_error(&format!("delete tag '{name}'"), e))?;
+    Ok(TagInfo {
+        name: name.to_string(),
+        version,
+    })
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The version whose contents were restored.
+    pub restored: u64,
+    /// The new latest version (same contents as `restored`).
+    pub new_version: u64,
+}
+
+/// Make the contents of an old version the latest version (a new commit;
+/// history is kept).
+pub async fn restore(location: &Location, at: &VersionSpec) -> Result<RestoreReport> {
+    let mut dataset = location.open(Some(at)).await?;
+    let restored = dataset.version().version;
+    dataset
+        .restore()
+        .await
+        .map_err(|e| location.lance_error(&format!("restore version {restored}"), e))?;
+    Ok(RestoreReport {
+        restored,
+        new_version: dataset.version().version,
+    })
+}
+
+/// What a cleanup removed (or would remove, with `dry_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Whether nothing was deleted.
+    pub dry_run: bool,
+    /// Old versions removed.
+    pub old_versions: u64,
+    /// Bytes freed.
+    pub bytes_removed: u64,
+    /// Data files removed.
+    pub data_files_removed: u64,
+    /// Index files removed.
+    pub index_files_removed: u64,
+    /// Files that could not be deleted (found again by the next cleanup).
+    pub failed_deletes: u64,
+}
+
+/// Parse an age such as `7d`, `12h`, `30m` or `0s`.
+pub fn parse_age(text: &str) -> Result<Duration> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::InvalidInput(format!(
+            "'{text}' is not an age ({e}); write e.g. 7d, 12h, 30m or 0s"
+        ))
+    })
+}
+
+/// Remove versions older than `older_than` and the files only they used.
+/// Tagged versions and the latest version are always kept.
+pub async fn cleanup(
+    location: &Location,
+    older_than: Duration,
+    dry_run: bool,
+) -> Result<CleanupReport> {
+    let dataset = location.open(None).await?;
+    let age = chrono::Duration::from_std(older_than)
+        .map_err(|_| Error::InvalidInput("--older-than is too large".into()))?;
+    let policy = CleanupPolicyBuilder::default()
+        .before_timestamp(chrono::Utc::now() - age)
+        .error_if_tagged_old_versions(false)
+        .build();
+    let operation = dataset.cleanup(policy);
+    let stats = if dry_run {
+        operation
+            .explain()
+            .await
+            .map_err(|e| location.lance_error("plan cleanup", e))?
+            .stats
+    } else {
+        operation
+            .execute()
+            .await
+            .map_err(|e| location.lance_error("cleanup", e))?
+    };
+    Ok(CleanupReport {
+        dry_run,
+        old_versions: stats.old_versions,
+        bytes_removed: stats.bytes_removed,
+        data_files_removed: stats.data_files_removed,
+        index_files_removed: stats.index_files_removed,
+        failed_deletes: stats.failed_deletes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
+        assert!(parse_age("soon").unwrap_err().to_string().contains("7d"));
+    }
+
+    #[test]
+    fn tag_names_are_checked() {
+        assert!(check_tag_name("v1.0-prod").is_ok());
+        assert!(check_tag_name("bad name").is_err());
+        assert!(check_tag_name("").is_err());
+    }
+}

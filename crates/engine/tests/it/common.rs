@@ -1,0 +1,71 @@
+//! Shared fixtures: deterministic data written to temp dirs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use lanceflow::{Location, StorageOptions};
+
+/// Write `rows` JSONL records `{"id", "title", "text", "score"}` starting at `start`.
+pub fn write_jsonl(dir: &Path, name: &str, start: usize, rows: usize) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in start..start + rows {
+        writeln!(
+            f,
+            "{}",
+            serde_json::json!({"id": i as i64, "title": format!("title {i}"), "text": format!("text of document {i}"), "score": i as f64 * 0.5})
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    path
+}
+
+pub fn local(dir: &Path, name: &str) -> Location {
+    Location::resolve(&dir.join(name).to_string_lossy(), &StorageOptions::new()).unwrap()
+}
+
+pub async fn latest_version(loc: &Location) -> u64 {
+    loc.open(None).await.unwrap().version().version
+}
+
+/// Sum of the `id` column (a checksum of which rows are present).
+pub async fn id_sum(loc: &Location, version: Option<u64>) -> (u64, i64) {
+    use arrow_array::cast::AsArray;
+    use futures::TryStreamExt;
+    let at = version.map(lanceflow::VersionSpec::Number);
+    let ds = loc.open(at.as_ref()).await.unwrap();
+    let mut scan = ds.scan();
+    scan.project(&["id"]).unwrap();
+    let batches: Vec<_> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut rows = 0u64;
+    let mut sum = 0i64;
+    for b in batches {
+        rows += b.num_rows() as u64;
+        sum += b
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>()
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .sum::<i64>();
+    }
+    (rows, sum)
+}
+
+pub fn expected_sum(ranges: &[(usize, usize)]) -> (u64, i64) {
+    let mut rows = 0;
+    let mut sum = 0i64;
+    for (start, n) in ranges {
+        for i in *start..start + n {
+            rows += 1;
+            sum += i as i64;
+        }
+    }
+    (rows, sum)
+}

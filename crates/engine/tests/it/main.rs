@@ -1,0 +1,5 @@
+//! Engine integration tests (one binary: every test binary re-links lance).
+
+mod common;
+mod ingest;
+mod versions;

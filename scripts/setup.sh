@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for lanceflow: system packages, Python test
+# tools, and the Rust build. Idempotent: fast when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=()
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
+command -v mold >/dev/null 2>&1 || need_apt+=(mold)
+[ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Python tools used by the tests (moto's S3 server) and the ingest benchmark
+# (pylance, for the side-by-side figure).
+if ! python3 -c "import moto.server, flask_cors" >/dev/null 2>&1; then
+  echo "setup: installing moto[server]" >&2
+  python3 -m pip install -q "moto[server]"
+fi
+
+source scripts/env.sh
+echo "setup: building lanceflow (target dir: $CARGO_TARGET_DIR)" >&2
+cargo build --quiet --bin lanceflow

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Run every test. Starts a moto S3 server on loopback for the S3 tests and
+# stops it on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+if ! python3 -c "import moto.server" >/dev/null 2>&1; then
+  echo "test: moto is missing; run scripts/setup.sh (or pip install \"moto[server]\")" >&2
+  exit 1
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log="$(mktemp -t moto.XXXXXX.log)"
+python3 -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" >/dev/null 2>&1; then
+    break
+  fi
+  sleep 0.2
+done
+export LANCEFLOW_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+echo "test: moto S3 server at $LANCEFLOW_TEST_S3_ENDPOINT" >&2
+
+cargo test "$@"
