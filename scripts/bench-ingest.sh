@@ -29,10 +29,7 @@ fi
 echo "input: $INPUT ($(wc -l < "$INPUT") rows), max rows per file $MAX_ROWS, $REPEAT runs, $(nproc) cores"
 "$LANCEFLOW" bench ingest "$INPUT" --max-rows-per-file "$MAX_ROWS" --repeat "$REPEAT"
 if python3 -c "import lance" >/dev/null 2>&1; then
-  python3 scripts/bench_pylance_ingest.py "$INPUT" "$MAX_ROWS" "$REPEAT" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-print(f"{r[\"tool\"]} write_dataset: {r[\"rows\"]} rows -> {r[\"fragments\"]} fragments; best {r[\"best_seconds\"]:.3f}s ({r[\"best_rows_per_second\"]:.0f} rows/s), median {r[\"median_seconds\"]:.3f}s ({r[\"median_rows_per_second\"]:.0f} rows/s)")'
+  python3 scripts/bench_pylance_ingest.py "$INPUT" "$MAX_ROWS" "$REPEAT"
 else
   echo "pylance is not installed (pip install pylance==14.0.2): no reference figure"
 fi

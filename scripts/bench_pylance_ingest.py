@@ -1,7 +1,7 @@
 """Reference figure for `lanceflow bench ingest`: pylance's write_dataset on
 the same JSONL file, with the same rows per fragment. Prints one JSON line.
 
-Usage: python3 scripts/bench_pylance_ingest.py INPUT.jsonl [MAX_ROWS_PER_FILE] [REPEAT]
+Usage: python3 scripts/bench_pylance_ingest.py INPUT.jsonl [MAX_ROWS_PER_FILE] [REPEAT] [--json]
 """
 import json
 import shutil
@@ -15,9 +15,11 @@ import pyarrow.json as pj
 
 
 def main() -> None:
-    path = sys.argv[1]
-    max_rows = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    as_json = "--json" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    path = args[0]
+    max_rows = int(args[1]) if len(args) > 1 else 10_000
+    repeat = int(args[2]) if len(args) > 2 else 3
     runs = []
     rows = 0
     fragments = 0
@@ -34,7 +36,7 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
     best = min(runs)
     median = statistics.median(runs)
-    print(json.dumps({
+    report = {
         "tool": f"pylance {lance.__version__}",
         "rows": rows,
         "fragments": fragments,
@@ -43,7 +45,15 @@ def main() -> None:
         "median_seconds": median,
         "best_rows_per_second": rows / best,
         "median_rows_per_second": rows / median,
-    }))
+    }
+    if as_json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"{report['tool']} write_dataset: {rows} rows -> {fragments} fragments; "
+            f"best {best:.3f}s ({rows / best:.0f} rows/s), median {median:.3f}s "
+            f"({rows / median:.0f} rows/s) over {repeat} run(s)"
+        )
 
 
 if __name__ == "__main__":

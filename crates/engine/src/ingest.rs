@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
 use crate::executor::Executor;
-use crate::input::{self, column_list, InputFormat, ReadOptions, BATCH_ROWS};
+use crate::input::{self, column_list, InputFormat, LineRange, ReadOptions, BATCH_ROWS};
 use crate::progress::{note, Progress};
 use crate::storage::{Location, VersionSpec};
 use crate::task::{run_tasks, DistributedOp};
@@ -91,6 +91,8 @@ pub struct IngestTask {
     pub location: Location,
     /// The input file.
     pub input: PathBuf,
+    /// Only these lines of it (a large JSONL file is split over several tasks).
+    pub range: Option<LineRange>,
     /// Its format.
     pub format: InputFormat,
     /// The schema every row must have (the dataset's when appending).
@@ -150,6 +152,8 @@ pub struct IngestReport {
     pub fragments_written: usize,
     /// Input files read.
     pub inputs: usize,
+    /// Tasks the work was split into.
+    pub tasks: usize,
     /// Bytes of input read.
     pub input_bytes: u64,
     /// Wall-clock seconds, plan to commit.
@@ -167,7 +171,10 @@ impl DistributedOp for IngestOp {
     type Output = IngestTaskOutput;
 
     fn label(task: &IngestTask) -> String {
-        task.input.display().to_string()
+        match &task.range {
+            Some(r) => format!("{} from line {}", task.input.display(), r.first_line),
+            None => task.input.display().to_string(),
+        }
     }
 
     async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
@@ -240,9 +247,14 @@ fn resolve_inputs(
     Ok(out)
 }
 
-/// Plan an ingest against the dataset's current version.
+/// Plan an ingest against the dataset's current version, for an executor
+/// running `parallelism` tasks at once.
 #[tracing::instrument(level = "info", skip_all, fields(uri = %location.uri()))]
-pub async fn plan(location: &Location, request: &IngestRequest) -> Result<IngestPlan> {
+pub async fn plan(
+    location: &Location,
+    request: &IngestRequest,
+    parallelism: usize,
+) -> Result<IngestPlan> {
     ensure_invalid!(
         request.max_rows_per_file > 0,
         "--max-rows-per-file must be at least 1 (it is the largest number of rows in one fragment)"
@@ -311,19 +323,27 @@ pub async fn plan(location: &Location, request: &IngestRequest) -> Result<Ingest
         Error::InvalidInput(format!("these columns cannot be stored in Lance: {e}"))
     })?;
 
-    let tasks = files
-        .into_iter()
-        .map(|(input, format)| IngestTask {
-            location: location.clone(),
-            input,
-            format,
-            schema: schema.clone(),
-            strict,
-            append_to_version,
-            storage_version,
-            max_rows_per_file: request.max_rows_per_file,
-        })
-        .collect();
+    let per_file_tasks = if parallelism > 1 {
+        (2 * parallelism).div_ceil(files.len())
+    } else {
+        1
+    };
+    let mut tasks = Vec::new();
+    for (input, format) in files {
+        for range in split_for_tasks(&input, format, request.max_rows_per_file, per_file_tasks)? {
+            tasks.push(IngestTask {
+                location: location.clone(),
+                input: input.clone(),
+                range,
+                format,
+                schema: schema.clone(),
+                strict,
+                append_to_version,
+                storage_version,
+                max_rows_per_file: request.max_rows_per_file,
+            });
+        }
+    }
     Ok(IngestPlan {
         location: location.clone(),
         mode: request.mode,
@@ -331,6 +351,31 @@ pub async fn plan(location: &Location, request: &IngestRequest) -> Result<Ingest
         schema: Arc::new(schema),
         tasks,
     })
+}
+
+/// Split a large JSONL file into line ranges of whole fragments, so one big
+/// file still keeps every worker busy and fragments stay full-sized.
+fn split_for_tasks(
+    input: &Path,
+    format: InputFormat,
+    max_rows_per_file: usize,
+    wanted: usize,
+) -> Result<Vec<Option<LineRange>>> {
+    if format != InputFormat::Jsonl || wanted <= 1 {
+        return Ok(vec![None]);
+    }
+    let max_rows = max_rows_per_file as u64;
+    let fragments = input::estimate_lines(input)?.div_ceil(max_rows);
+    let chunks = fragments.min(wanted as u64);
+    if chunks <= 1 {
+        return Ok(vec![None]);
+    }
+    let lines_per_task = fragments.div_ceil(chunks) * max_rows;
+    let ranges = input::split_lines(input, lines_per_task)?;
+    if ranges.len() <= 1 {
+        return Ok(vec![None]);
+    }
+    Ok(ranges.into_iter().map(Some).collect())
 }
 
 fn project(file: &Path, schema: &ArrowSchema, columns: &[String]) -> Result<ArrowSchema> {
@@ -393,13 +438,16 @@ pub async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
         None => LanceSchema::try_from(&task.schema)
             .map_err(|e| Error::InvalidInput(format!("schema cannot be stored in Lance: {e}")))?,
     };
-    let input_bytes = std::fs::metadata(&task.input).map(|m| m.len()).unwrap_or(0);
+    let input_bytes = match task.range {
+        Some(r) => r.end - r.start,
+        None => std::fs::metadata(&task.input).map(|m| m.len()).unwrap_or(0),
+    };
     let options = ReadOptions {
         target: Arc::new(task.schema.clone()),
         strict: task.strict,
         batch_rows: BATCH_ROWS.min(task.max_rows_per_file.max(1)),
     };
-    let reader = input::open_reader(&task.input, task.format, &options)?;
+    let reader = input::open_reader(&task.input, task.format, &options, task.range)?;
     let (reader, first_error) = input::remember_errors(reader);
     let params = WriteParams {
         max_rows_per_file: task.max_rows_per_file,
@@ -491,12 +539,12 @@ pub async fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let started = Instant::now();
-    let plan = plan(location, request).await?;
+    let plan = plan(location, request, executor.parallelism()).await?;
     note(
         progress,
         IngestOp::NAME,
         format!(
-            "{} input file(s) → {} (planned against version {})",
+            "{} task(s) → {} (planned against version {})",
             plan.tasks.len(),
             location.uri(),
             plan.read_version
@@ -515,7 +563,12 @@ pub async fn ingest(
         rows_written,
         total_rows,
         fragments_written,
-        inputs: plan.tasks.len(),
+        inputs: {
+            let mut files: Vec<&PathBuf> = plan.tasks.iter().map(|t| &t.input).collect();
+            files.dedup();
+            files.len()
+        },
+        tasks: plan.tasks.len(),
         input_bytes,
         seconds,
         rows_per_second: rows_written as f64 / seconds.max(1e-9),

@@ -129,20 +129,21 @@ fn infer_jsonl(path: &Path) -> Result<Schema> {
     let file = open_file(path)?;
     let reader = BufReader::new(file);
     let mut sample = Vec::new();
+    let mut order: Vec<String> = Vec::new();
     let mut records = 0;
     for (i, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| file_error(path, format!("line {}: {e}", i + 1)))?;
         if line.trim().is_empty() {
             continue;
         }
-        if let Err(e) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
-            return Err(file_error(
-                path,
-                format!(
-                    "line {}: not a JSON object ({e}); each line must be one JSON object",
-                    i + 1
-                ),
-            ));
+        check_json_object(line.as_bytes())
+            .map_err(|m| file_error(path, format!("line {}: {m}", i + 1)))?;
+        if let Ok(KeyOrder(keys)) = serde_json::from_str::<KeyOrder>(&line) {
+            for key in keys {
+                if !order.contains(&key) {
+                    order.push(key);
+                }
+            }
         }
         sample.extend_from_slice(line.as_bytes());
         sample.push(b'\n');
@@ -156,7 +157,44 @@ fn infer_jsonl(path: &Path) -> Result<Schema> {
     }
     let (schema, _) = arrow_json::reader::infer_json_schema(std::io::Cursor::new(sample), None)
         .map_err(|e| file_error(path, format!("cannot infer a schema: {e}")))?;
-    Ok(schema)
+    // arrow sorts inferred fields by name; keep the order the records use.
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.sort_by_key(|f| {
+        order
+            .iter()
+            .position(|k| k == f.name())
+            .unwrap_or(usize::MAX)
+    });
+    Ok(Schema::new(fields))
+}
+
+/// The keys of a JSON object, in the order they appear.
+struct KeyOrder(Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = KeyOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<KeyOrder, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(KeyOrder(keys))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
 }
 
 /// How to read one input file.
@@ -171,14 +209,23 @@ pub struct ReadOptions {
 }
 
 /// Open a streaming reader over `path` producing batches of `options.target`.
+///
+/// `range` limits a JSONL file to some of its lines (see [`split_lines`]).
 pub fn open_reader(
     path: &Path,
     format: InputFormat,
     options: &ReadOptions,
+    range: Option<LineRange>,
 ) -> Result<Box<dyn RecordBatchReader + Send>> {
     let path_buf = path.to_path_buf();
+    if range.is_some() && format != InputFormat::Jsonl {
+        return Err(Error::Internal(format!(
+            "line ranges apply to JSONL only, not {}",
+            format.name()
+        )));
+    }
     let source: Box<dyn RecordBatchReader + Send> = match format {
-        InputFormat::Jsonl => Box::new(JsonlReader::open(path, options)?),
+        InputFormat::Jsonl => Box::new(JsonlReader::open(path, options, range)?),
         InputFormat::Csv => open_csv(path, options)?,
         InputFormat::Parquet => {
             let file = open_file(path)?;
@@ -457,26 +504,107 @@ impl RecordBatchReader for Remember {
     }
 }
 
-/// Streams JSONL through arrow's decoder, keeping the raw lines of the
-/// current batch so a failure can be pinned to its line.
+/// A slice of a line-delimited file: whole lines from `start` (a byte offset
+/// at a line start) up to `end`, the first being line `first_line` (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRange {
+    /// Byte offset of the first line.
+    pub start: u64,
+    /// Byte offset just past the last line.
+    pub end: u64,
+    /// Line number of the first line (1-based), for error messages.
+    pub first_line: u64,
+}
+
+/// Cut a JSONL file into ranges of `lines_per_range` lines each (the last may
+/// be shorter), so one large file can be ingested by several tasks. One fast
+/// pass over the file counts newlines; nothing is parsed.
+pub fn split_lines(path: &Path, lines_per_range: u64) -> Result<Vec<LineRange>> {
+    let lines_per_range = lines_per_range.max(1);
+    let mut file = BufReader::with_capacity(1 << 20, open_file(path)?);
+    let mut ranges = Vec::new();
+    let mut range_start = 0u64;
+    let mut range_first_line = 1u64;
+    let mut lines_in_range = 0u64;
+    let mut offset = 0u64;
+    loop {
+        let buf = file.fill_buf().map_err(|e| file_error(path, e))?;
+        if buf.is_empty() {
+            break;
+        }
+        let len = buf.len();
+        let mut pos = 0usize;
+        while let Some(i) = memchr::memchr(b'\n', &buf[pos..]) {
+            pos += i + 1;
+            lines_in_range += 1;
+            if lines_in_range == lines_per_range {
+                let end = offset + pos as u64;
+                ranges.push(LineRange {
+                    start: range_start,
+                    end,
+                    first_line: range_first_line,
+                });
+                range_start = end;
+                range_first_line += lines_in_range;
+                lines_in_range = 0;
+            }
+        }
+        offset += len as u64;
+        file.consume(len);
+    }
+    if offset > range_start {
+        ranges.push(LineRange {
+            start: range_start,
+            end: offset,
+            first_line: range_first_line,
+        });
+    }
+    Ok(ranges)
+}
+
+/// Estimate a line-delimited file's line count from its first MiB.
+pub fn estimate_lines(path: &Path) -> Result<u64> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| file_error(path, e))?
+        .len();
+    let mut head = vec![0u8; (1usize << 20).min(size as usize)];
+    open_file(path)?
+        .read_exact(&mut head)
+        .map_err(|e| file_error(path, e))?;
+    let lines = memchr::memchr_iter(b'\n', &head).count().max(1) as u64;
+    Ok(lines.saturating_mul(size) / head.len().max(1) as u64)
+}
+
+/// Streams JSONL through arrow's decoder a block of lines at a time. Every
+/// line is syntax-checked first (arrow's tape decoder tolerates some
+/// malformed JSON, e.g. `{"a":1,,}`), and a failing block is re-decoded
+/// line by line so the error names the line.
 struct JsonlReader {
-    lines: std::io::Lines<BufReader<File>>,
+    input: std::io::Take<BufReader<File>>,
     decode_schema: SchemaRef,
     strict: bool,
     batch_rows: usize,
-    line_no: usize,
+    next_line: u64,
+    block: Vec<u8>,
     done: bool,
 }
 
 impl JsonlReader {
-    fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
-        let file = open_file(path)?;
+    fn open(path: &Path, options: &ReadOptions, range: Option<LineRange>) -> Result<Self> {
+        let mut file = open_file(path)?;
+        let (start, limit, first_line) = match range {
+            Some(r) => (r.start, r.end.saturating_sub(r.start), r.first_line),
+            None => (0, u64::MAX, 1),
+        };
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| file_error(path, e))?;
         Ok(Self {
-            lines: BufReader::with_capacity(1 << 20, file).lines(),
+            input: BufReader::with_capacity(1 << 20, file).take(limit),
             decode_schema: options.target.clone(),
             strict: options.strict,
             batch_rows: options.batch_rows.max(1),
-            line_no: 0,
+            next_line: first_line,
+            block: Vec::with_capacity(1 << 20),
             done: false,
         })
     }
@@ -490,24 +618,27 @@ impl JsonlReader {
 
     fn decode(
         &self,
-        lines: &[(usize, String)],
+        bytes: &[u8],
+        rows: usize,
     ) -> std::result::Result<Option<RecordBatch>, ArrowError> {
-        let mut decoder = self.decoder(lines.len())?;
-        for (_, line) in lines {
-            decoder.decode(line.as_bytes())?;
-            decoder.decode(b"\n")?;
+        let mut decoder = self.decoder(rows)?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let consumed = decoder.decode(rest)?;
+            if consumed == 0 {
+                break;
+            }
+            rest = &rest[consumed..];
         }
         decoder.flush()
     }
 
-    /// Find the first line of a failed batch that fails on its own.
-    fn locate(&self, lines: &[(usize, String)], fallback: ArrowError) -> ArrowError {
-        for (no, line) in lines {
-            if let Err(e) = self.decode(std::slice::from_ref(&(*no, line.clone()))) {
-                return ArrowError::InvalidArgumentError(format!(
-                    "line {no}: {}",
-                    describe_json_error(line, &e)
-                ));
+    /// Find the first line of a failed block that fails on its own.
+    fn locate(&self, lines: &[(u64, std::ops::Range<usize>)], fallback: ArrowError) -> ArrowError {
+        for (no, span) in lines {
+            let line = &self.block[span.clone()];
+            if let Err(e) = self.decode(line, 1) {
+                return ArrowError::InvalidArgumentError(format!("line {no}: {e}"));
             }
         }
         fallback
@@ -515,20 +646,14 @@ impl JsonlReader {
 }
 
 /// Whether `line` is exactly one JSON object (syntax only; values are not kept).
-fn check_json_object(line: &str) -> std::result::Result<(), String> {
-    if !line.trim_start().starts_with('{') {
+fn check_json_object(line: &[u8]) -> std::result::Result<(), String> {
+    let first = line.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
         return Err("not a JSON object; each line must be one JSON object".into());
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(line)
+    serde_json::from_slice::<serde::de::IgnoredAny>(line)
         .map(|_| ())
         .map_err(|e| format!("malformed JSON ({e}); each line must be one JSON object"))
-}
-
-fn describe_json_error(line: &str, err: &ArrowError) -> String {
-    if let Err(e) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
-        return format!("malformed JSON ({e}); each line must be one JSON object");
-    }
-    format!("{err}")
 }
 
 impl Iterator for JsonlReader {
@@ -538,42 +663,44 @@ impl Iterator for JsonlReader {
         if self.done {
             return None;
         }
-        let mut lines = Vec::with_capacity(self.batch_rows);
+        self.block.clear();
+        let mut lines: Vec<(u64, std::ops::Range<usize>)> = Vec::with_capacity(self.batch_rows);
         while lines.len() < self.batch_rows {
-            match self.lines.next() {
-                None => {
+            let begin = self.block.len();
+            match self.input.read_until(b'\n', &mut self.block) {
+                Ok(0) => {
                     self.done = true;
                     break;
                 }
-                Some(Err(e)) => {
+                Ok(_) => {
+                    let no = self.next_line;
+                    self.next_line += 1;
+                    let span = begin..self.block.len();
+                    let line = &self.block[span.clone()];
+                    if line.iter().all(|b| b.is_ascii_whitespace()) {
+                        continue;
+                    }
+                    if let Err(message) = check_json_object(line) {
+                        self.done = true;
+                        return Some(Err(ArrowError::InvalidArgumentError(format!(
+                            "line {no}: {message}"
+                        ))));
+                    }
+                    lines.push((no, span));
+                }
+                Err(e) => {
                     self.done = true;
                     return Some(Err(ArrowError::InvalidArgumentError(format!(
                         "line {}: cannot read ({e})",
-                        self.line_no + 1
+                        self.next_line
                     ))));
-                }
-                Some(Ok(line)) => {
-                    self.line_no += 1;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    // arrow's tape decoder tolerates some malformed JSON (`{"a":1,,}`):
-                    // check syntax strictly, so bad lines are reported, not guessed at.
-                    if let Err(message) = check_json_object(&line) {
-                        self.done = true;
-                        return Some(Err(ArrowError::InvalidArgumentError(format!(
-                            "line {}: {message}",
-                            self.line_no
-                        ))));
-                    }
-                    lines.push((self.line_no, line));
                 }
             }
         }
         if lines.is_empty() {
             return None;
         }
-        match self.decode(&lines) {
+        match self.decode(&self.block, lines.len()) {
             Ok(Some(batch)) => Some(Ok(batch)),
             Ok(None) => None,
             Err(e) => {
@@ -609,7 +736,7 @@ mod tests {
             strict,
             batch_rows: 2,
         };
-        let reader = open_reader(path, format, &opts)?;
+        let reader = open_reader(path, format, &opts, None)?;
         reader
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::InvalidInput(e.to_string()))
@@ -670,7 +797,7 @@ mod tests {
             strict: true,
             batch_rows: 4,
         };
-        let err = open_reader(&p, InputFormat::Jsonl, &opts)
+        let err = open_reader(&p, InputFormat::Jsonl, &opts, None)
             .unwrap()
             .collect::<std::result::Result<Vec<_>, _>>()
             .unwrap_err()
@@ -695,7 +822,7 @@ mod tests {
             strict: true,
             batch_rows: 10,
         };
-        let err = open_reader(&p, InputFormat::Jsonl, &opts)
+        let err = open_reader(&p, InputFormat::Jsonl, &opts, None)
             .unwrap()
             .collect::<std::result::Result<Vec<_>, _>>()
             .unwrap_err()
@@ -713,7 +840,7 @@ mod tests {
             strict: true,
             batch_rows: 10,
         };
-        let err = open_reader(&p, InputFormat::Jsonl, &strict)
+        let err = open_reader(&p, InputFormat::Jsonl, &strict, None)
             .unwrap()
             .collect::<std::result::Result<Vec<_>, _>>()
             .unwrap_err()
@@ -724,7 +851,7 @@ mod tests {
             strict: false,
             batch_rows: 10,
         };
-        let rows: usize = open_reader(&p, InputFormat::Jsonl, &lenient)
+        let rows: usize = open_reader(&p, InputFormat::Jsonl, &lenient, None)
             .unwrap()
             .map(|b| b.unwrap().num_rows())
             .sum();
@@ -745,7 +872,7 @@ mod tests {
             strict: true,
             batch_rows: 10,
         };
-        let batches: Vec<_> = open_reader(&p, InputFormat::Csv, &opts)
+        let batches: Vec<_> = open_reader(&p, InputFormat::Csv, &opts, None)
             .unwrap()
             .collect::<std::result::Result<_, _>>()
             .unwrap();
@@ -754,11 +881,61 @@ mod tests {
         assert_eq!(batches[0].column(2).null_count(), 2);
 
         let bad = write(dir.path(), "bad.csv", "a,q\n1,2\n");
-        let err = open_reader(&bad, InputFormat::Csv, &opts)
+        let err = open_reader(&bad, InputFormat::Csv, &opts, None)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("'q'") && err.contains("bad.csv"), "{err}");
+    }
+
+    #[test]
+    fn split_lines_cuts_at_line_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        for i in 0..10 {
+            text.push_str(&format!("{{\"a\":{i}}}\n"));
+        }
+        text.push_str("{\"a\":10}"); // no trailing newline
+        let p = write(dir.path(), "s.jsonl", &text);
+        let ranges = split_lines(&p, 4).unwrap();
+        assert_eq!(
+            ranges.iter().map(|r| r.first_line).collect::<Vec<_>>(),
+            vec![1, 5, 9]
+        );
+        assert_eq!(ranges.last().unwrap().end, text.len() as u64);
+        let target = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let opts = ReadOptions {
+            target,
+            strict: true,
+            batch_rows: 3,
+        };
+        let mut seen = Vec::new();
+        for r in ranges {
+            for b in open_reader(&p, InputFormat::Jsonl, &opts, Some(r)).unwrap() {
+                let b = b.unwrap();
+                let col = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                seen.extend(col.values().iter().copied());
+            }
+        }
+        assert_eq!(seen, (0..11).collect::<Vec<i64>>());
+        let est = estimate_lines(&p).unwrap();
+        assert!((10..=11).contains(&est), "{est}");
+    }
+
+    #[test]
+    fn inferred_columns_keep_record_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "o.jsonl",
+            "{\"zeta\":1,\"alpha\":\"x\"}\n{\"mid\":true}\n",
+        );
+        let schema = infer_schema(&p, InputFormat::Jsonl).unwrap();
+        assert_eq!(column_list(&schema), "zeta, alpha, mid");
     }
 
     #[test]

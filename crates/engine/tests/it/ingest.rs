@@ -49,7 +49,8 @@ async fn parallel_files_land_as_one_version_with_exact_rows() {
         .iter()
         .filter(|e| matches!(e, ProgressEvent::TaskFinished { ok: true, .. }))
         .count();
-    assert_eq!(finished, 3);
+    assert_eq!(finished, report.tasks);
+    assert_eq!(report.inputs, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +285,7 @@ async fn tasks_and_results_round_trip_through_json() {
     let dir = tempfile::tempdir().unwrap();
     let loc = local(dir.path(), "kb.lance");
     let a = write_jsonl(dir.path(), "a.jsonl", 0, 50);
-    let plan = lanceflow::ingest::plan(&loc, &request(vec![a], WriteMode::Create, 20))
+    let plan = lanceflow::ingest::plan(&loc, &request(vec![a], WriteMode::Create, 20), 1)
         .await
         .unwrap();
     let specs = lanceflow::task::to_specs::<lanceflow::ingest::IngestOp>(&plan.tasks).unwrap();
@@ -324,4 +325,63 @@ async fn memory_uri_works_in_process() {
     .await
     .unwrap();
     assert_eq!((r.total_rows, r.fragments_written), (100, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_large_jsonl_file_is_split_over_workers_into_full_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_jsonl(dir.path(), "big.jsonl", 0, 10_000);
+    let loc = local(dir.path(), "kb.lance");
+    let req = request(vec![input.clone()], WriteMode::Create, 1000);
+    let plan = lanceflow::ingest::plan(&loc, &req, 2).await.unwrap();
+    assert!(
+        plan.tasks.len() >= 2,
+        "a big file must be split: {} task(s)",
+        plan.tasks.len()
+    );
+    let report = ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.rows_written, report.fragments_written, report.inputs),
+        (10_000, 10, 1)
+    );
+    assert!(report.tasks >= 2);
+    let ds = loc.open(None).await.unwrap();
+    assert!(ds.fragments().iter().all(|f| f.physical_rows == Some(1000)));
+    assert_eq!(id_sum(&loc, None).await, expected_sum(&[(0, 10_000)]));
+    // Row order is the file's order.
+    use arrow_array::cast::AsArray;
+    use futures::TryStreamExt;
+    let mut scan = ds.scan();
+    scan.project(&["id"]).unwrap();
+    let batches: Vec<_> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(ids, (0..10_000).collect::<Vec<i64>>());
+
+    // A bad line late in the file is reported with its absolute line number.
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("{\"id\": 1, \"title\": oops}\n");
+    let bad = dir.path().join("late-bad.jsonl");
+    std::fs::write(&bad, text).unwrap();
+    let req = request(vec![bad], WriteMode::Append, 1000);
+    let err = ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("line 10001"), "{err}");
+    assert_eq!(latest_version(&loc).await, 1);
 }
