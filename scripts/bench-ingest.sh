@@ -10,7 +10,7 @@ LANCEFLOW="$CARGO_TARGET_DIR/debug/lanceflow"
 WORK="${LANCEFLOW_WORK:-out}"
 mkdir -p "$WORK"
 MAX_ROWS="${MAX_ROWS:-10000}"
-REPEAT="${REPEAT:-3}"
+REPEAT="${REPEAT:-5}"
 INPUT="${1:-}"
 if [ -z "$INPUT" ]; then
   INPUT="$WORK/bench-100k.jsonl"

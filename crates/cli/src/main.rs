@@ -54,12 +54,14 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Logs go to stderr, filtered by LANCEFLOW_LOG (default: warnings).
+/// Logs go to stderr, filtered by LANCEFLOW_LOG (default: warnings); spans
+/// report their duration when they close (LANCEFLOW_LOG=lanceflow=info).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANCEFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -136,13 +136,19 @@ fn infer_jsonl(path: &Path) -> Result<Schema> {
         if line.trim().is_empty() {
             continue;
         }
-        check_json_object(line.as_bytes())
-            .map_err(|m| file_error(path, format!("line {}: {m}", i + 1)))?;
-        if let Ok(KeyOrder(keys)) = serde_json::from_str::<KeyOrder>(&line) {
-            for key in keys {
-                if !order.contains(&key) {
-                    order.push(key);
-                }
+        // One strict parse both checks the syntax and yields the key order.
+        let KeyOrder(keys) = serde_json::from_str::<KeyOrder>(&line).map_err(|e| {
+            file_error(
+                path,
+                format!(
+                    "line {}: malformed JSON ({e}); each line must be one JSON object",
+                    i + 1
+                ),
+            )
+        })?;
+        for key in keys {
+            if !order.contains(&key) {
+                order.push(key);
             }
         }
         sample.extend_from_slice(line.as_bytes());
