@@ -24,4 +24,13 @@ done
 export LANCEFLOW_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 echo "test: moto S3 server at $LANCEFLOW_TEST_S3_ENDPOINT" >&2
 
-cargo test "$@"
+out="$(mktemp -t lanceflow-test.XXXXXX.log)"
+trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true; rm -f "$log" "$out"' EXIT
+set +e
+cargo test "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "totals: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"

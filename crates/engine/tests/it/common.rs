@@ -29,8 +29,8 @@ pub async fn latest_version(loc: &Location) -> u64 {
     loc.open(None).await.unwrap().version().version
 }
 
-/// Sum of the `id` column (a checksum of which rows are present).
-pub async fn id_sum(loc: &Location, version: Option<u64>) -> (u64, i64) {
+/// The `id` column in scan order (nulls as 0).
+pub async fn ids(loc: &Location, version: Option<u64>) -> Vec<i64> {
     use arrow_array::cast::AsArray;
     use futures::TryStreamExt;
     let at = version.map(lanceflow::VersionSpec::Number);
@@ -44,18 +44,22 @@ pub async fn id_sum(loc: &Location, version: Option<u64>) -> (u64, i64) {
         .try_collect()
         .await
         .unwrap();
-    let mut rows = 0u64;
-    let mut sum = 0i64;
-    for b in batches {
-        rows += b.num_rows() as u64;
-        sum += b
-            .column(0)
-            .as_primitive::<arrow_array::types::Int64Type>()
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .sum::<i64>();
-    }
-    (rows, sum)
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .iter()
+                .map(|v| v.unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Row count and sum of the `id` column (a checksum of which rows are present).
+pub async fn id_sum(loc: &Location, version: Option<u64>) -> (u64, i64) {
+    let ids = ids(loc, version).await;
+    (ids.len() as u64, ids.iter().sum())
 }
 
 pub fn expected_sum(ranges: &[(usize, usize)]) -> (u64, i64) {

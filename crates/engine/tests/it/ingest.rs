@@ -351,26 +351,7 @@ async fn one_large_jsonl_file_is_split_over_workers_into_full_fragments() {
     assert!(ds.fragments().iter().all(|f| f.physical_rows == Some(1000)));
     assert_eq!(id_sum(&loc, None).await, expected_sum(&[(0, 10_000)]));
     // Row order is the file's order.
-    use arrow_array::cast::AsArray;
-    use futures::TryStreamExt;
-    let mut scan = ds.scan();
-    scan.project(&["id"]).unwrap();
-    let batches: Vec<_> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let ids: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            b.column(0)
-                .as_primitive::<arrow_array::types::Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect();
+    let ids = ids(&loc, None).await;
     assert_eq!(ids, (0..10_000).collect::<Vec<i64>>());
 
     // A bad line late in the file is reported with its absolute line number.
