@@ -84,7 +84,7 @@ impl Progress for BarProgress {
             },
             ProgressEvent::StageFinished { stage, .. } => {
                 if let Some((bar, _)) = bars.remove(&stage) {
-                    bar.finish();
+                    bar.finish_and_clear();
                 }
             }
         }

@@ -156,7 +156,7 @@ pub fn convert_wordnet(dir: &Path, out: &Path, sample: Option<usize>) -> Result<
                 continue;
             };
             seen += 1;
-            if (seen - 1) % stride != 0 || sample.is_some_and(|n| written >= n) {
+            if !(seen - 1).is_multiple_of(stride) || sample.is_some_and(|n| written >= n) {
                 continue;
             }
             serde_json::to_writer(&mut writer, &synset)?;

@@ -161,7 +161,11 @@ async fn run_with_retries(
     let mut attempt = 1;
     loop {
         let task = spec.clone();
-        let joined = tokio::spawn(async move { crate::worker::execute_task(&task).await }).await;
+        let joined = AbortOnDrop(tokio::spawn(async move {
+            crate::worker::execute_task(&task).await
+        }))
+        .join()
+        .await;
         let result = match joined {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(TaskError::from(&err)),
@@ -191,5 +195,22 @@ async fn run_with_retries(
                 return (outcome, retries);
             }
         }
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped, so cancelling
+/// an operation (Ctrl-C, a dropped future) stops its tasks instead of leaving
+/// them running detached. Tasks never commit, so aborting one is always safe.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> std::result::Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -47,13 +47,15 @@ pub(crate) mod tests_support {
 
     /// Attempts seen per key, so tests can check retries.
     pub static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+    /// Slow tasks that ran to completion.
+    pub static SLOW_DONE: AtomicU32 = AtomicU32::new(0);
 
     pub struct FlakyOp;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct FlakyTask {
         pub value: u64,
-        /// `invalid`, `storage_once`, `panic` or nothing.
+        /// `invalid`, `storage_once`, `panic`, `slow` or nothing.
         pub fail: Option<String>,
     }
 
@@ -83,6 +85,10 @@ pub(crate) mod tests_support {
                     }
                 }
                 Some("panic") => panic!("boom"),
+                Some("slow") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    SLOW_DONE.fetch_add(1, Ordering::SeqCst);
+                }
                 _ => {}
             }
             Ok(FlakyOutput {
@@ -210,6 +216,27 @@ mod tests {
             .events()
             .iter()
             .any(|e| matches!(e, ProgressEvent::TaskRetried { attempt: 2, .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelling_an_operation_aborts_its_tasks() {
+        use std::sync::atomic::Ordering;
+        let tasks: Vec<_> = (0..4)
+            .map(|v| FlakyTask {
+                value: v,
+                fail: Some("slow".into()),
+            })
+            .collect();
+        let exec = LocalExecutor::new(4);
+        let run = run_tasks::<FlakyOp>(&exec, &tasks, &crate::progress::NoProgress);
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(50), run).await;
+        assert!(cancelled.is_err(), "the operation should have been cut off");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            SLOW_DONE.load(Ordering::SeqCst),
+            0,
+            "tasks kept running after cancel"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
