@@ -87,6 +87,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build indexes (distributed: train once, one segment per task, one commit).
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Search a dataset.
+    #[command(subcommand)]
+    Search(SearchCommand),
+    /// Generate synthetic data (clustered unit vectors for demos and benchmarks).
+    #[command(subcommand)]
+    Generate(GenerateCommand),
     /// Convert a demo corpus to JSONL.
     #[command(subcommand)]
     Convert(ConvertCommand),
@@ -115,6 +124,138 @@ pub struct IngestArgs {
     /// Keep only these columns (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Vector index: IVF_FLAT, IVF_SQ, IVF_PQ (or IVF_HNSW_SQ / IVF_HNSW_PQ).
+    Vector(Box<VectorIndexArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct VectorIndexArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Vector column (FixedSizeList<float32|float16>).
+    #[arg(long, default_value = "vector")]
+    pub column: String,
+    /// IVF_FLAT, IVF_SQ, IVF_PQ, IVF_HNSW_SQ or IVF_HNSW_PQ.
+    #[arg(long = "type", default_value = "IVF_PQ")]
+    pub index_type: String,
+    /// l2, cosine or dot.
+    #[arg(long, default_value = "l2")]
+    pub metric: String,
+    /// IVF partitions (default: sqrt(rows), clamped to [16, 4096]).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+    /// PQ sub-vectors (default: dim/8 when 8 divides dim).
+    #[arg(long, value_name = "M")]
+    pub sub_vectors: Option<usize>,
+    /// Bits per PQ code (8, or 4).
+    #[arg(long, default_value_t = 8)]
+    pub num_bits: usize,
+    /// Training vectors per centroid (default 256).
+    #[arg(long, value_name = "N")]
+    pub sample_rate: Option<usize>,
+    /// k-means iterations at most (default 50).
+    #[arg(long, value_name = "N")]
+    pub max_iters: Option<usize>,
+    /// Index name (default: <column>_idx).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace an existing index of the same name (the default).
+    #[arg(long, overrides_with = "no_replace")]
+    pub replace: bool,
+    /// Refuse if an index of that name exists.
+    #[arg(long, overrides_with = "replace")]
+    pub no_replace: bool,
+    /// Rows per index segment (default: rows split evenly over the workers).
+    #[arg(long, value_name = "R")]
+    pub rows_per_segment: Option<u64>,
+    /// Pre-trained IVF centroids (.npy, partitions × dim).
+    #[arg(long, value_name = "FILE")]
+    pub centroids: Option<PathBuf>,
+    /// Pre-trained PQ codebook (.npy, as --save-artifacts writes it).
+    #[arg(long, value_name = "FILE")]
+    pub codebook: Option<PathBuf>,
+    /// Write the trained centroids / codebook to this directory.
+    #[arg(long, value_name = "DIR")]
+    pub save_artifacts: Option<PathBuf>,
+    /// HNSW: neighbours per node.
+    #[arg(long)]
+    pub hnsw_m: Option<usize>,
+    /// HNSW: candidate list size while building.
+    #[arg(long)]
+    pub hnsw_ef_construction: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCommand {
+    /// Nearest neighbours of one or many query vectors.
+    Vector(Box<VectorSearchArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct VectorSearchArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Query vector(s): inline JSON ([..] or [[..],..]), a .npy file or a JSON file.
+    #[arg(long, value_name = "FILE|JSON", required_unless_present = "query_row", conflicts_with = "query_row")]
+    pub query_vector: Option<String>,
+    /// Use the vector of this row (0-based position) as the query.
+    #[arg(long, value_name = "ROW")]
+    pub query_row: Option<u64>,
+    /// Vector column (default: the dataset's only vector column).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Hits per query.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub k: usize,
+    /// IVF partitions probed.
+    #[arg(long)]
+    pub nprobes: Option<usize>,
+    /// Re-rank k × F candidates by exact distance.
+    #[arg(long, value_name = "F")]
+    pub refine_factor: Option<u32>,
+    /// SQL predicate applied before ranking, e.g. "category = 'noun'".
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Columns to return (default: all but the vector column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub columns: Option<Vec<String>>,
+    /// Metric (must match the index's; for flat search without an index).
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Use this index (default: the column's vector index).
+    #[arg(long)]
+    pub index: Option<String>,
+    /// Plan the search as tasks by index-segment ownership and merge a global top-k.
+    #[arg(long)]
+    pub distributed: bool,
+    #[command(flatten)]
+    pub at: VersionArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Clustered unit vectors (deterministic) as Parquet: id, cluster, category, vector.
+    Vectors {
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Cluster centres.
+        #[arg(long, default_value_t = 100)]
+        clusters: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,4 +316,55 @@ pub enum BenchCommand {
         #[arg(long)]
         scratch: Option<PathBuf>,
     },
+    /// Vector index: build time, recall@10 against brute force, search latency.
+    Vector(Box<BenchVectorArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchVectorArgs {
+    /// Rows of clustered vectors to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Cluster centres of the generator.
+    #[arg(long, default_value_t = 1000)]
+    pub clusters: usize,
+    /// Rows per fragment.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_rows_per_file: usize,
+    /// Index type.
+    #[arg(long = "type", default_value = "IVF_PQ")]
+    pub index_type: String,
+    /// Metric.
+    #[arg(long, default_value = "l2")]
+    pub metric: String,
+    /// IVF partitions (default: sqrt(rows)).
+    #[arg(long)]
+    pub partitions: Option<usize>,
+    /// PQ sub-vectors (default: dim/8).
+    #[arg(long)]
+    pub sub_vectors: Option<usize>,
+    /// Queries (taken from the generator with another seed).
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Hits per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Partitions probed.
+    #[arg(long, default_value_t = 10)]
+    pub nprobes: usize,
+    /// Refine factor (0: none).
+    #[arg(long, default_value_t = 5)]
+    pub refine_factor: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Scratch directory (default: a temp dir).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
 }

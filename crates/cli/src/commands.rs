@@ -11,17 +11,21 @@ use lanceflow::input::InputFormat;
 use lanceflow::{LocalExecutor, Location, StorageOptions, VersionSpec};
 use serde::Serialize;
 
+use lanceflow::search::{SearchResults, VectorSearchRequest};
+use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
+
 use crate::args::{
-    BenchCommand, Cli, Command, ConvertCommand, GlobalArgs, IngestArgs, TagCommand, VersionArgs,
+    BenchCommand, Cli, Command, ConvertCommand, GenerateCommand, GlobalArgs, IndexCommand,
+    IngestArgs, SearchCommand, TagCommand, VectorIndexArgs, VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
 
 /// Settings shared by every command, validated once.
-struct Context {
-    options: StorageOptions,
-    workers: usize,
-    json: bool,
-    quiet: bool,
+pub(crate) struct Context {
+    pub(crate) options: StorageOptions,
+    pub(crate) workers: usize,
+    pub(crate) json: bool,
+    pub(crate) quiet: bool,
 }
 
 impl Context {
@@ -51,11 +55,11 @@ impl Context {
         })
     }
 
-    fn location(&self, uri: &str) -> Result<Location> {
+    pub(crate) fn location(&self, uri: &str) -> Result<Location> {
         Ok(Location::resolve(uri, &self.options)?)
     }
 
-    fn executor(&self) -> LocalExecutor {
+    pub(crate) fn executor(&self) -> LocalExecutor {
         LocalExecutor::new(self.workers)
     }
 }
@@ -68,7 +72,7 @@ fn version_spec(at: &VersionArgs) -> Option<VersionSpec> {
     }
 }
 
-fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
+pub(crate) fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
@@ -88,6 +92,32 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             older_than,
             dry_run,
         } => cleanup(&ctx, &uri, &older_than, dry_run, out).await,
+        Command::Index(IndexCommand::Vector(args)) => index_vector(&ctx, *args, out).await,
+        Command::Search(SearchCommand::Vector(args)) => search_vector(&ctx, *args, out).await,
+        Command::Generate(GenerateCommand::Vectors {
+            out: file,
+            rows,
+            dim,
+            clusters,
+            seed,
+        }) => {
+            let spec = lanceflow::vectors::ClusteredSpec::new(rows, dim, clusters, seed);
+            let (data, labels) = lanceflow::vectors::clustered_vectors(&spec)?;
+            lanceflow::vectors::write_generated_parquet(&file, &data, &labels)?;
+            if ctx.json {
+                print_json(out, &serde_json::json!({"rows": rows, "dim": dim, "out": file}))
+            } else {
+                writeln!(
+                    out,
+                    "wrote {rows} clustered {dim}-d unit vectors ({clusters} clusters) to {}",
+                    file.display()
+                )?;
+                Ok(())
+            }
+        }
+        Command::Bench(BenchCommand::Vector(args)) => {
+            crate::bench::bench_vector(&ctx, *args, out).await
+        }
         Command::Convert(ConvertCommand::Wordnet {
             dict,
             out: file,
@@ -386,4 +416,156 @@ async fn bench_ingest(
         repeat
     )?;
     Ok(())
+}
+
+pub(crate) fn vector_index_request(args: &VectorIndexArgs) -> Result<VectorIndexRequest> {
+    let mut request = VectorIndexRequest::new(
+        args.column.clone(),
+        VectorIndexType::parse(&args.index_type)?,
+        Metric::parse(&args.metric)?,
+    );
+    request.partitions = args.partitions;
+    request.sub_vectors = args.sub_vectors;
+    request.num_bits = args.num_bits;
+    request.sample_rate = args.sample_rate;
+    request.max_iters = args.max_iters;
+    request.name = args.name.clone();
+    request.replace = !args.no_replace;
+    request.rows_per_segment = args.rows_per_segment;
+    request.centroids = args.centroids.clone();
+    request.codebook = args.codebook.clone();
+    request.save_artifacts = args.save_artifacts.clone();
+    request.hnsw_m = args.hnsw_m;
+    request.hnsw_ef_construction = args.hnsw_ef_construction;
+    Ok(request)
+}
+
+async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = vector_index_request(&args)?;
+    let progress = progress_for(ctx.quiet);
+    let report = lanceflow::vector_index::create_vector_index(
+        &location,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    let pq = report
+        .sub_vectors
+        .map(|m| format!(", {m} sub-vectors"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "built {} index '{}' on '{}' ({} partitions{pq}, {}) over {} rows in {} segment(s) as version {} in {:.2}s (train {:.2}s, build {:.2}s, commit {:.2}s)",
+        serde_json::to_value(report.index_type)?.as_str().unwrap_or_default(),
+        report.name,
+        report.column,
+        report.partitions,
+        report.metric.as_str(),
+        report.rows_indexed,
+        report.segments,
+        report.version,
+        report.seconds,
+        report.train_seconds,
+        report.build_seconds,
+        report.commit_seconds
+    )?;
+    Ok(())
+}
+
+async fn search_vector(ctx: &Context, args: VectorSearchArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let at = version_spec(&args.at);
+    let queries = match (&args.query_vector, args.query_row) {
+        (Some(text), _) => lanceflow::vectors::load_queries(text)?,
+        (None, Some(row)) => {
+            lanceflow::search::query_from_row(&location, at.as_ref(), args.column.as_deref(), row)
+                .await?
+        }
+        (None, None) => {
+            return Err(lanceflow::Error::InvalidInput(
+                "give --query-vector FILE|JSON or --query-row ROW".into(),
+            )
+            .into())
+        }
+    };
+    let mut request = VectorSearchRequest::new(queries, args.k);
+    request.column = args.column.clone();
+    request.nprobes = args.nprobes;
+    request.refine_factor = args.refine_factor;
+    request.filter = args.filter.clone();
+    request.columns = args.columns.clone();
+    request.metric = args.metric.as_deref().map(Metric::parse).transpose()?;
+    request.index = args.index.clone();
+    let results = if args.distributed {
+        lanceflow::search::search_vectors_distributed(
+            &location,
+            at.as_ref(),
+            &request,
+            &ctx.executor(),
+        )
+        .await?
+    } else {
+        lanceflow::search::search_vectors(&location, at.as_ref(), &request, ctx.workers).await?
+    };
+    if ctx.json {
+        return print_json(out, &serde_json::json!({ "results": results.results }));
+    }
+    print_search(out, &results)
+}
+
+fn print_search(out: &mut dyn Write, results: &SearchResults) -> Result<()> {
+    let how = match (&results.index, results.tasks) {
+        (Some(name), 0) => format!("index '{name}'"),
+        (Some(name), n) => format!("index '{name}', {n} task(s)"),
+        (None, 0) => "flat scan".to_string(),
+        (None, n) => format!("flat scan, {n} task(s)"),
+    };
+    writeln!(
+        out,
+        "version {}, {} metric, {how}, {:.1} ms",
+        results.version,
+        results.metric.as_str(),
+        results.seconds * 1000.0
+    )?;
+    for query in &results.results {
+        if results.results.len() > 1 {
+            writeln!(out, "query {}:", query.query)?;
+        }
+        if query.hits.is_empty() {
+            writeln!(out, "  (no hits)")?;
+        }
+        for (rank, hit) in query.hits.iter().enumerate() {
+            let fields: Vec<String> = hit
+                .fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", short_value(v)))
+                .collect();
+            writeln!(
+                out,
+                "  {:>3}. {:.6}  row {}  {}",
+                rank + 1,
+                hit.distance,
+                hit.row_id,
+                fields.join("  ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn short_value(v: &serde_json::Value) -> String {
+    let text = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
 }

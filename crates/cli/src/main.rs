@@ -4,6 +4,7 @@
 //! an internal error (a bug) exits with 1; a closed stdout pipe exits 0.
 
 mod args;
+mod bench;
 mod commands;
 mod render;
 

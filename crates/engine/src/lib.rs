@@ -31,8 +31,11 @@ pub mod info;
 pub mod ingest;
 pub mod input;
 pub mod progress;
+pub mod search;
 pub mod storage;
 pub mod task;
+pub mod vector_index;
+pub mod vectors;
 pub mod versions;
 pub mod worker;
 

@@ -6,16 +6,20 @@
 
 use crate::error::{Error, Result};
 use crate::ingest::IngestOp;
+use crate::search::VectorSearchOp;
+use crate::vector_index::VectorSegmentOp;
 use crate::task::{execute_spec, DistributedOp, TaskSpec};
 
 /// Names of every operation a worker can execute.
-pub const OPERATIONS: &[&str] = &[IngestOp::NAME];
+pub const OPERATIONS: &[&str] = &[IngestOp::NAME, VectorSegmentOp::NAME, VectorSearchOp::NAME];
 
 /// Execute one task and return its result as JSON.
 #[tracing::instrument(level = "debug", skip_all, fields(op = %spec.operation, task = spec.index))]
 pub async fn execute_task(spec: &TaskSpec) -> Result<serde_json::Value> {
     match spec.operation.as_str() {
         IngestOp::NAME => execute_spec::<IngestOp>(spec).await,
+        VectorSegmentOp::NAME => execute_spec::<VectorSegmentOp>(spec).await,
+        VectorSearchOp::NAME => execute_spec::<VectorSearchOp>(spec).await,
         #[cfg(test)]
         tests_support::FlakyOp::NAME => execute_spec::<tests_support::FlakyOp>(spec).await,
         other => Err(Error::NotSupported(format!(

@@ -3,4 +3,5 @@
 mod bad_input;
 mod common;
 mod s3;
+mod vector;
 mod workflow;

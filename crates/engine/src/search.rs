@@ -1,0 +1,811 @@
+//! Vector search: in-process through the index, or distributed by
+//! index-segment ownership.
+//!
+//! Distributed search follows the spine against one pinned version:
+//!
+//! * **plan** — whole index segments are grouped into tasks (a segment is
+//!   never split), fragments no segment covers into flat-scan tasks;
+//! * **execute** — a segment task runs the approximate search on its segments
+//!   only and returns `k × refine` candidates `(row id, distance)`; a flat
+//!   task scans its fragments with the **index's** metric and returns its
+//!   exact top k;
+//! * **merge** (driver) — partial selection of the global candidates, the
+//!   refine step on the driver (exact distances for the candidates only),
+//!   then the requested columns are read for the winners only.
+//!
+//! This reproduces what the lance crate does in one process (global top
+//! `k × refine` by approximate distance, exact re-rank, union with the flat
+//! scan of unindexed fragments), so both give the same rows in the same order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch, UInt64Array};
+use futures::{StreamExt, TryStreamExt};
+use lance::dataset::Dataset;
+use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
+use lance_index::metrics::NoOpMetricsCollector;
+use lance_table::format::Fragment;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ensure_invalid, Error, Result};
+use crate::executor::Executor;
+use crate::progress::NoProgress;
+use crate::storage::{Location, VersionSpec};
+use crate::task::{run_tasks, DistributedOp};
+use crate::vector_index::{
+    balance_fragments, default_vector_column, fragment_rows, vector_dimension, Metric,
+};
+use crate::vectors::{top_k, Matrix};
+
+/// Row id column lance adds to search results.
+pub const ROW_ID: &str = "_rowid";
+/// Distance column lance adds to search results.
+pub const DISTANCE: &str = "_distance";
+
+/// A (batch) vector search.
+#[derive(Debug, Clone)]
+pub struct VectorSearchRequest {
+    /// Vector column (default: the dataset's only vector column).
+    pub column: Option<String>,
+    /// One query per row.
+    pub queries: Matrix,
+    /// Hits per query.
+    pub k: usize,
+    /// IVF partitions probed per segment (lance's default when `None`).
+    pub nprobes: Option<usize>,
+    /// Re-rank `k × refine` candidates by exact distance.
+    pub refine_factor: Option<u32>,
+    /// SQL predicate applied before ranking.
+    pub filter: Option<String>,
+    /// Columns to return (default: every non-vector column).
+    pub columns: Option<Vec<String>>,
+    /// Metric; must equal the index's when there is an index.
+    pub metric: Option<Metric>,
+    /// Use this index (default: the column's vector index, if any).
+    pub index: Option<String>,
+}
+
+impl VectorSearchRequest {
+    /// A request for `k` hits of each query, defaults elsewhere.
+    pub fn new(queries: Matrix, k: usize) -> Self {
+        Self {
+            column: None,
+            queries,
+            k,
+            nprobes: None,
+            refine_factor: None,
+            filter: None,
+            columns: None,
+            metric: None,
+            index: None,
+        }
+    }
+}
+
+/// One hit: the requested columns, plus row id and distance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Lance row id.
+    #[serde(rename = "_rowid")]
+    pub row_id: u64,
+    /// Distance under the search's metric.
+    #[serde(rename = "_distance")]
+    pub distance: f32,
+    /// Requested columns, by name.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Hits of one query, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryHits {
+    /// Index of the query in the batch.
+    pub query: usize,
+    /// Best first.
+    pub hits: Vec<Hit>,
+}
+
+/// The answer to a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Per query, in query order.
+    pub results: Vec<QueryHits>,
+    /// The version searched.
+    pub version: u64,
+    /// The index used (none: flat scan).
+    pub index: Option<String>,
+    /// The metric distances are in.
+    pub metric: Metric,
+    /// Tasks the search ran as (0: in-process).
+    pub tasks: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The vector index on a column, as a search needs it.
+#[derive(Debug, Clone)]
+struct ColumnIndex {
+    name: String,
+    metric: Metric,
+    /// Segments and the fragments each covers.
+    segments: Vec<(String, Vec<u32>)>,
+}
+
+async fn column_index(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+    wanted: Option<&str>,
+) -> Result<Option<ColumnIndex>> {
+    let Some(field) = dataset.schema().field(column) else {
+        return Ok(None);
+    };
+    let field_id = field.id;
+    let indices = dataset
+        .load_indices()
+        .await
+        .map_err(|e| location.lance_error("list indices", e))?;
+    let mut by_name: Vec<String> = indices
+        .iter()
+        .filter(|i| i.fields.first() == Some(&field_id))
+        .filter(|i| wanted.is_none_or(|w| w == i.name))
+        .map(|i| i.name.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    by_name.sort();
+    for name in by_name {
+        let segments: Vec<_> = indices.iter().filter(|i| i.name == name).collect();
+        let Some(first) = segments.first() else {
+            continue;
+        };
+        // Only vector indexes open as vector indexes.
+        let Ok(index) = dataset
+            .open_vector_index(column, &first.uuid, &NoOpMetricsCollector)
+            .await
+        else {
+            continue;
+        };
+        let metric = Metric::from_lance(index.metric_type())?;
+        let segments = segments
+            .iter()
+            .map(|s| {
+                let frags = s
+                    .fragment_bitmap
+                    .as_ref()
+                    .map(|b| b.iter().collect())
+                    .unwrap_or_default();
+                (s.uuid.to_string(), frags)
+            })
+            .collect();
+        return Ok(Some(ColumnIndex {
+            name,
+            metric,
+            segments,
+        }));
+    }
+    Ok(None)
+}
+
+/// What a search needs after validation.
+struct Prepared {
+    dataset: Arc<Dataset>,
+    column: String,
+    projection: Vec<String>,
+    index: Option<ColumnIndex>,
+    metric: Metric,
+}
+
+async fn prepare(
+    location: &Location,
+    at: Option<&VersionSpec>,
+    request: &VectorSearchRequest,
+) -> Result<Prepared> {
+    ensure_invalid!(request.k > 0, "--k must be at least 1");
+    if let Some(n) = request.nprobes {
+        ensure_invalid!(n > 0, "--nprobes must be at least 1");
+    }
+    if let Some(f) = request.refine_factor {
+        ensure_invalid!(f > 0, "--refine-factor must be at least 1");
+    }
+    ensure_invalid!(request.queries.rows() > 0, "no query vectors given");
+    let dataset = location.open(at).await?;
+    let column = match &request.column {
+        Some(c) => c.clone(),
+        None => default_vector_column(&dataset)?,
+    };
+    let dim = vector_dimension(&dataset, &column)?;
+    ensure_invalid!(
+        request.queries.dim == dim,
+        "the query vector has dimension {}, but column '{column}' has dimension {dim}",
+        request.queries.dim
+    );
+    let schema = dataset.schema();
+    let projection = match &request.columns {
+        Some(cols) => {
+            for c in cols {
+                if schema.field(c).is_none() {
+                    return Err(Error::NotFound(format!(
+                        "column '{c}' does not exist; the dataset has: {}",
+                        schema
+                            .fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            cols.clone()
+        }
+        None => schema
+            .fields
+            .iter()
+            .filter(|f| f.name != column)
+            .map(|f| f.name.clone())
+            .collect(),
+    };
+    let index = column_index(location, &dataset, &column, request.index.as_deref()).await?;
+    if let (Some(wanted), None) = (&request.index, &index) {
+        return Err(Error::NotFound(format!(
+            "there is no vector index named '{wanted}' on column '{column}'; see the indices with \
+             `lanceflow info {}`",
+            location.uri()
+        )));
+    }
+    let metric = match (&index, request.metric) {
+        (Some(idx), Some(m)) if m != idx.metric => {
+            return Err(Error::InvalidInput(format!(
+                "index '{}' on '{column}' was built with the {} metric, not {}; search without \
+                 --metric, or build an index with --metric {}",
+                idx.name,
+                idx.metric.as_str(),
+                m.as_str(),
+                m.as_str()
+            )))
+        }
+        (Some(idx), _) => idx.metric,
+        (None, m) => m.unwrap_or(Metric::L2),
+    };
+    Ok(Prepared {
+        dataset: Arc::new(dataset),
+        column,
+        projection,
+        index,
+        metric,
+    })
+}
+
+/// Batch rows → hits (row id and distance from lance's columns).
+fn batch_to_hits(batch: &RecordBatch, projection: &[String]) -> Result<Vec<Hit>> {
+    let row_ids = batch
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| Error::Internal("search result without _rowid".into()))?;
+    let distances = batch
+        .column_by_name(DISTANCE)
+        .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
+        .ok_or_else(|| Error::Internal("search result without _distance".into()))?;
+    let rows = rows_as_json(batch, projection)?;
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, fields)| Hit {
+            row_id: row_ids.value(i),
+            distance: distances.value(i),
+            fields,
+        })
+        .collect())
+}
+
+/// The named columns of each row as JSON objects.
+pub fn rows_as_json(
+    batch: &RecordBatch,
+    columns: &[String],
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let indices: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| batch.schema().index_of(c).ok())
+        .collect();
+    let projected = batch
+        .project(&indices)
+        .map_err(|e| Error::Internal(format!("project result: {e}")))?;
+    if projected.num_columns() == 0 {
+        return Ok(vec![serde_json::Map::new(); batch.num_rows()]);
+    }
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow_json::ArrayWriter::new(&mut buf);
+        writer
+            .write(&projected)
+            .map_err(|e| Error::Internal(format!("result to JSON: {e}")))?;
+        writer
+            .finish()
+            .map_err(|e| Error::Internal(format!("result to JSON: {e}")))?;
+    }
+    if buf.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&buf)?;
+    Ok(rows)
+}
+
+async fn search_one(
+    location: &Location,
+    prepared: &Prepared,
+    request: &VectorSearchRequest,
+    query: &[f32],
+) -> Result<RecordBatch> {
+    let err = |e| location.lance_error("vector search", e);
+    let mut scanner = prepared.dataset.scan();
+    let mut columns = prepared.projection.clone();
+    columns.push(DISTANCE.to_string());
+    scanner.project(&columns).map_err(err)?;
+    scanner
+        .nearest(&prepared.column, &Float32Array::from(query.to_vec()), request.k)
+        .map_err(err)?;
+    if let Some(n) = request.nprobes {
+        scanner.nprobes(n);
+    }
+    if let Some(f) = request.refine_factor {
+        scanner.refine(f);
+    }
+    if let Some(filter) = &request.filter {
+        scanner.filter(filter).map_err(err)?;
+        scanner.prefilter(true);
+    }
+    if prepared.index.is_none() {
+        scanner.distance_metric(prepared.metric.to_lance());
+    }
+    scanner.with_row_id();
+    scanner.try_into_batch().await.map_err(err)
+}
+
+/// Search in this process, through the index (queries run concurrently,
+/// `parallelism` at a time).
+pub async fn search_vectors(
+    location: &Location,
+    at: Option<&VersionSpec>,
+    request: &VectorSearchRequest,
+    parallelism: usize,
+) -> Result<SearchResults> {
+    let started = Instant::now();
+    let prepared = prepare(location, at, request).await?;
+    let results: Vec<QueryHits> = futures::stream::iter(0..request.queries.rows())
+        .map(|i| {
+            let prepared = &prepared;
+            async move {
+                let batch = search_one(location, prepared, request, request.queries.row(i)).await?;
+                Ok::<_, Error>(QueryHits {
+                    query: i,
+                    hits: batch_to_hits(&batch, &prepared.projection)?,
+                })
+            }
+        })
+        .buffered(parallelism.max(1))
+        .try_collect()
+        .await?;
+    Ok(SearchResults {
+        results,
+        version: prepared.dataset.version().version,
+        index: prepared.index.as_ref().map(|i| i.name.clone()),
+        metric: prepared.metric,
+        tasks: 0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What one distributed search task covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SearchPart {
+    /// Whole index segments, searched through the index.
+    Segments {
+        /// Segment ids.
+        uuids: Vec<String>,
+    },
+    /// Fragments no segment covers, scanned exactly.
+    Flat {
+        /// Fragment ids.
+        fragments: Vec<u32>,
+    },
+}
+
+/// One distributed search task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorSearchTask {
+    /// The dataset.
+    pub location: Location,
+    /// The pinned version.
+    pub version: u64,
+    /// Vector column.
+    pub column: String,
+    /// All queries of the batch.
+    pub queries: Matrix,
+    /// Candidates to return per query.
+    pub fetch: usize,
+    /// Partitions probed per segment.
+    pub nprobes: Option<usize>,
+    /// SQL predicate, applied before ranking.
+    pub filter: Option<String>,
+    /// The metric (the index's).
+    pub metric: Metric,
+    /// What this task searches.
+    pub part: SearchPart,
+}
+
+/// Candidates of one task: per query, `(row id, distance)`, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorSearchOutput {
+    /// Per query.
+    pub hits: Vec<Vec<(u64, f32)>>,
+}
+
+/// The distributed search task as the worker knows it.
+pub struct VectorSearchOp;
+
+impl DistributedOp for VectorSearchOp {
+    const NAME: &'static str = "vector_search";
+    type Task = VectorSearchTask;
+    type Output = VectorSearchOutput;
+
+    fn label(task: &VectorSearchTask) -> String {
+        match &task.part {
+            SearchPart::Segments { uuids } => format!("{} index segment(s)", uuids.len()),
+            SearchPart::Flat { fragments } => format!(
+                "flat scan of fragments {}",
+                crate::vector_index::fragment_ranges(fragments)
+            ),
+        }
+    }
+
+    async fn execute(task: VectorSearchTask) -> Result<VectorSearchOutput> {
+        execute_search_task(task).await
+    }
+}
+
+/// Run one search task (worker side): row ids and distances only.
+pub async fn execute_search_task(task: VectorSearchTask) -> Result<VectorSearchOutput> {
+    let location = &task.location;
+    let dataset = Arc::new(
+        location
+            .open(Some(&VersionSpec::Number(task.version)))
+            .await?,
+    );
+    let err = |e| location.lance_error("vector search task", e);
+    let fragments: Option<Vec<Fragment>> = match &task.part {
+        SearchPart::Flat { fragments } => Some(
+            dataset
+                .fragments()
+                .iter()
+                .filter(|f| u32::try_from(f.id).is_ok_and(|id| fragments.contains(&id)))
+                .cloned()
+                .collect(),
+        ),
+        SearchPart::Segments { .. } => None,
+    };
+    let segment_ids = match &task.part {
+        SearchPart::Segments { uuids } => Some(
+            uuids
+                .iter()
+                .map(|u| {
+                    uuid::Uuid::parse_str(u)
+                        .map_err(|e| Error::Internal(format!("segment id '{u}': {e}")))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        SearchPart::Flat { .. } => None,
+    };
+    let mut hits = Vec::with_capacity(task.queries.rows());
+    for i in 0..task.queries.rows() {
+        let mut scanner = dataset.scan();
+        scanner.project(&[DISTANCE]).map_err(err)?;
+        scanner
+            .nearest(
+                &task.column,
+                &Float32Array::from(task.queries.row(i).to_vec()),
+                task.fetch,
+            )
+            .map_err(err)?;
+        if let Some(n) = task.nprobes {
+            scanner.nprobes(n);
+        }
+        if let Some(filter) = &task.filter {
+            scanner.filter(filter).map_err(err)?;
+            scanner.prefilter(true);
+        }
+        match (&segment_ids, &fragments) {
+            (Some(ids), _) => {
+                scanner.with_index_segments(ids.clone()).map_err(err)?;
+            }
+            (None, Some(frags)) => {
+                scanner.with_fragments(frags.clone());
+                scanner.use_index(false);
+                scanner.distance_metric(task.metric.to_lance());
+            }
+            (None, None) => {}
+        }
+        scanner.with_row_id();
+        let batch = scanner.try_into_batch().await.map_err(err)?;
+        hits.push(ids_and_distances(&batch)?);
+    }
+    Ok(VectorSearchOutput { hits })
+}
+
+fn ids_and_distances(batch: &RecordBatch) -> Result<Vec<(u64, f32)>> {
+    let row_ids = batch
+        .column_by_name(ROW_ID)
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| Error::Internal("search result without _rowid".into()))?;
+    let distances = batch
+        .column_by_name(DISTANCE)
+        .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
+        .ok_or_else(|| Error::Internal("search result without _distance".into()))?;
+    Ok((0..batch.num_rows())
+        .filter(|i| !distances.is_null(*i))
+        .map(|i| (row_ids.value(i), distances.value(i)))
+        .collect())
+}
+
+/// Exact distances from `query` to the vectors of `row_ids` (the refine step),
+/// with the lance crate's distance kernel.
+async fn exact_distances(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+    metric: Metric,
+    query: &[f32],
+    row_ids: &[u64],
+) -> Result<Vec<f32>> {
+    if row_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let projection = dataset
+        .schema()
+        .project(&[column])
+        .map_err(|e| location.lance_error("project vector column", e))?;
+    let batch = dataset
+        .take_rows(row_ids, projection)
+        .await
+        .map_err(|e| location.lance_error("read candidate vectors", e))?;
+    let vectors = batch
+        .column_by_name(column)
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
+        .ok_or_else(|| Error::Internal("candidate vectors are not a FixedSizeList".into()))?;
+    let vectors = if vectors.value_type() == arrow_schema::DataType::Float32 {
+        vectors.clone()
+    } else {
+        let cast = arrow_cast::cast(
+            vectors,
+            &arrow_schema::DataType::FixedSizeList(
+                Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, true)),
+                vectors.value_length(),
+            ),
+        )
+        .map_err(|e| Error::Internal(format!("cast vectors: {e}")))?;
+        cast.as_any()
+            .downcast_ref::<FixedSizeListArray>()
+            .cloned()
+            .ok_or_else(|| Error::Internal("cast vectors".into()))?
+    };
+    let key = Float32Array::from(query.to_vec());
+    let distances = metric.to_lance().arrow_batch_func()(&key, &vectors)
+        .map_err(|e| Error::Internal(format!("distance kernel: {e}")))?;
+    Ok((0..distances.len())
+        .map(|i| {
+            if distances.is_null(i) {
+                f32::INFINITY
+            } else {
+                distances.value(i)
+            }
+        })
+        .collect())
+}
+
+/// The distributed search plan: tasks over whole segments and unindexed fragments.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_search_tasks(
+    location: &Location,
+    version: u64,
+    column: &str,
+    request: &VectorSearchRequest,
+    metric: Metric,
+    segments: Option<&[(String, Vec<u32>)]>,
+    fragments: &[(u32, u64)],
+    parallelism: usize,
+) -> Vec<VectorSearchTask> {
+    let base = |part: SearchPart, fetch: usize| VectorSearchTask {
+        location: location.clone(),
+        version,
+        column: column.to_string(),
+        queries: request.queries.clone(),
+        fetch,
+        nprobes: request.nprobes,
+        filter: request.filter.clone(),
+        metric,
+        part,
+    };
+    let mut tasks = Vec::new();
+    let mut unindexed: Vec<(u32, u64)> = fragments.to_vec();
+    if let Some(segments) = segments {
+        let live: HashMap<u32, u64> = fragments.iter().copied().collect();
+        let covered: BTreeSet<u32> = segments.iter().flat_map(|s| s.1.iter().copied()).collect();
+        unindexed.retain(|(id, _)| !covered.contains(id));
+        // Segments as units: (pseudo id = position, rows it covers).
+        let units: Vec<(u32, u64)> = segments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, frags))| {
+                let rows: u64 = frags.iter().filter_map(|f| live.get(f)).sum();
+                let live_frags = frags.iter().any(|f| live.contains_key(f));
+                (live_frags).then_some((i as u32, rows))
+            })
+            .collect();
+        let fetch = request.k * request.refine_factor.unwrap_or(1) as usize;
+        for (group, _) in balance_fragments(&units, parallelism) {
+            let uuids = group
+                .iter()
+                .filter_map(|i| segments.get(*i as usize).map(|s| s.0.clone()))
+                .collect();
+            tasks.push(base(SearchPart::Segments { uuids }, fetch));
+        }
+    }
+    if !unindexed.is_empty() {
+        for (group, _) in balance_fragments(&unindexed, parallelism) {
+            tasks.push(base(SearchPart::Flat { fragments: group }, request.k));
+        }
+    }
+    tasks
+}
+
+/// Search as distributed tasks on `executor`, merge a global top-k on the
+/// driver, then read the requested columns of the winners only.
+pub async fn search_vectors_distributed(
+    location: &Location,
+    at: Option<&VersionSpec>,
+    request: &VectorSearchRequest,
+    executor: &dyn Executor,
+) -> Result<SearchResults> {
+    let started = Instant::now();
+    let prepared = prepare(location, at, request).await?;
+    let dataset = &prepared.dataset;
+    let version = dataset.version().version;
+    let fragments = fragment_rows(location, dataset).await?;
+    let tasks = plan_search_tasks(
+        location,
+        version,
+        &prepared.column,
+        request,
+        prepared.metric,
+        prepared.index.as_ref().map(|i| i.segments.as_slice()),
+        &fragments,
+        executor.parallelism(),
+    );
+    let outputs = if tasks.is_empty() {
+        Vec::new()
+    } else {
+        run_tasks::<VectorSearchOp>(executor, &tasks, &NoProgress).await?
+    };
+    let k = request.k;
+    let mut results = Vec::with_capacity(request.queries.rows());
+    for q in 0..request.queries.rows() {
+        let mut approx: Vec<(f32, u64)> = Vec::new();
+        let mut exact: Vec<(f32, u64)> = Vec::new();
+        for (task, output) in tasks.iter().zip(&outputs) {
+            let Some(hits) = output.hits.get(q) else {
+                continue;
+            };
+            let target = match task.part {
+                SearchPart::Segments { .. } => &mut approx,
+                SearchPart::Flat { .. } => &mut exact,
+            };
+            target.extend(hits.iter().map(|(id, d)| (*d, *id)));
+        }
+        if !approx.is_empty() {
+            top_k(&mut approx, k * request.refine_factor.unwrap_or(1) as usize);
+            if request.refine_factor.is_some() {
+                let ids: Vec<u64> = approx.iter().map(|(_, id)| *id).collect();
+                let distances = exact_distances(
+                    location,
+                    dataset,
+                    &prepared.column,
+                    prepared.metric,
+                    request.queries.row(q),
+                    &ids,
+                )
+                .await?;
+                approx = distances.into_iter().zip(ids).collect();
+                top_k(&mut approx, k);
+            }
+        }
+        exact.extend(approx);
+        top_k(&mut exact, k);
+        let ids: Vec<u64> = exact.iter().map(|(_, id)| *id).collect();
+        let hits = if ids.is_empty() {
+            Vec::new()
+        } else if prepared.projection.is_empty() {
+            exact
+                .iter()
+                .map(|(d, id)| Hit {
+                    row_id: *id,
+                    distance: *d,
+                    fields: serde_json::Map::new(),
+                })
+                .collect()
+        } else {
+            let projection = dataset
+                .schema()
+                .project(&prepared.projection)
+                .map_err(|e| location.lance_error("project columns", e))?;
+            let batch = dataset
+                .take_rows(&ids, projection)
+                .await
+                .map_err(|e| location.lance_error("read result rows", e))?;
+            rows_as_json(&batch, &prepared.projection)?
+                .into_iter()
+                .zip(&exact)
+                .map(|(fields, (d, id))| Hit {
+                    row_id: *id,
+                    distance: *d,
+                    fields,
+                })
+                .collect()
+        };
+        results.push(QueryHits { query: q, hits });
+    }
+    Ok(SearchResults {
+        results,
+        version,
+        index: prepared.index.as_ref().map(|i| i.name.clone()),
+        metric: prepared.metric,
+        tasks: tasks.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The query vector of a row, by its position in the dataset (0-based).
+pub async fn query_from_row(
+    location: &Location,
+    at: Option<&VersionSpec>,
+    column: Option<&str>,
+    row: u64,
+) -> Result<Matrix> {
+    let dataset = location.open(at).await?;
+    let column = match column {
+        Some(c) => c.to_string(),
+        None => default_vector_column(&dataset)?,
+    };
+    let dim = vector_dimension(&dataset, &column)?;
+    let rows = dataset
+        .count_rows(None)
+        .await
+        .map_err(|e| location.lance_error("count rows", e))? as u64;
+    ensure_invalid!(
+        row < rows,
+        "--query-row {row} is out of range: the dataset has {rows} rows (0..{})",
+        rows.saturating_sub(1)
+    );
+    let projection = dataset
+        .schema()
+        .project(&[column.as_str()])
+        .map_err(|e| location.lance_error("project vector column", e))?;
+    let batch = dataset
+        .take(&[row], projection)
+        .await
+        .map_err(|e| location.lance_error("read query row", e))?;
+    let vectors = batch
+        .column_by_name(&column)
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
+        .ok_or_else(|| Error::Internal("query row is not a vector".into()))?;
+    ensure_invalid!(!vectors.is_null(0), "row {row} has no vector (null) in '{column}'");
+    let values = vectors.value(0);
+    let values = arrow_cast::cast(&values, &arrow_schema::DataType::Float32)
+        .map_err(|e| Error::Internal(format!("cast query: {e}")))?;
+    let values = values
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or_else(|| Error::Internal("query row cast".into()))?;
+    Matrix::new(dim, values.values().to_vec())
+}

@@ -1,0 +1,287 @@
+//! Distributed vector index builds and searches, checked against brute force
+//! and against the lance crate's own in-process search.
+
+use std::path::Path;
+
+use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
+use lanceflow::progress::NoProgress;
+use lanceflow::search::{search_vectors, search_vectors_distributed, SearchResults, VectorSearchRequest};
+use lanceflow::task::run_tasks;
+use lanceflow::vector_index::{
+    create_vector_index, plan, Metric, VectorIndexRequest, VectorIndexType, VectorSegmentOp,
+};
+use lanceflow::vectors::{
+    brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, ClusteredSpec,
+    ExactMetric, Matrix,
+};
+use lanceflow::{Error, LocalExecutor, Location};
+
+use crate::common::*;
+
+const DIM: usize = 32;
+
+/// `rows` clustered vectors (+ `queries` held-out queries) in a dataset of
+/// `rows_per_fragment`-row fragments.
+async fn vector_dataset(
+    dir: &Path,
+    name: &str,
+    rows: usize,
+    queries: usize,
+    rows_per_fragment: usize,
+) -> (Location, Matrix, Matrix) {
+    let (all, labels) = clustered_vectors(&ClusteredSpec::new(rows + queries, DIM, 40, 11)).unwrap();
+    let data = Matrix::new(DIM, all.data[..rows * DIM].to_vec()).unwrap();
+    let q = Matrix::new(DIM, all.data[rows * DIM..].to_vec()).unwrap();
+    let parquet = dir.join(format!("{name}.parquet"));
+    write_generated_parquet(&parquet, &data, &labels[..rows]).unwrap();
+    let loc = local(dir, name);
+    let mut req = IngestRequest::new(vec![parquet], WriteMode::Create);
+    req.max_rows_per_file = rows_per_fragment;
+    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress).await.unwrap();
+    (loc, data, q)
+}
+
+fn exact(metric: Metric) -> ExactMetric {
+    match metric {
+        Metric::L2 => ExactMetric::L2,
+        Metric::Cosine => ExactMetric::Cosine,
+        Metric::Dot => ExactMetric::Dot,
+    }
+}
+
+fn ids(results: &SearchResults) -> Vec<Vec<u64>> {
+    results
+        .results
+        .iter()
+        .map(|q| q.hits.iter().map(|h| h.fields["id"].as_u64().unwrap()).collect())
+        .collect()
+}
+
+#[track_caller]
+fn assert_same_hits(a: &SearchResults, b: &SearchResults, what: &str) {
+    assert_eq!(a.results.len(), b.results.len());
+    for (qa, qb) in a.results.iter().zip(&b.results) {
+        let ra: Vec<u64> = qa.hits.iter().map(|h| h.row_id).collect();
+        let rb: Vec<u64> = qb.hits.iter().map(|h| h.row_id).collect();
+        assert_eq!(ra, rb, "{what}: query {} hits differ", qa.query);
+        for (ha, hb) in qa.hits.iter().zip(&qb.hits) {
+            assert!(
+                (ha.distance - hb.distance).abs() <= 1e-5,
+                "{what}: distances {} vs {}",
+                ha.distance,
+                hb.distance
+            );
+            assert_eq!(ha.fields, hb.fields, "{what}: columns differ");
+        }
+    }
+}
+
+fn search_request(queries: &Matrix, k: usize, nprobes: usize, refine: Option<u32>) -> VectorSearchRequest {
+    let mut r = VectorSearchRequest::new(queries.clone(), k);
+    r.nprobes = Some(nprobes);
+    r.refine_factor = refine;
+    r.columns = Some(vec!["id".into(), "category".into()]);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, data, queries) = vector_dataset(dir.path(), "v.lance", 4000, 40, 500).await;
+    let exec = LocalExecutor::new(2);
+    let cases = [
+        (VectorIndexType::IvfFlat, Metric::L2, Some(1)),
+        (VectorIndexType::IvfSq, Metric::Cosine, Some(1500)),
+        (VectorIndexType::IvfFlat, Metric::Dot, Some(500)),
+    ];
+    for (index_type, metric, rows_per_segment) in cases {
+        let mut req = VectorIndexRequest::new("vector", index_type, metric);
+        req.partitions = Some(20);
+        req.rows_per_segment = rows_per_segment;
+        let before = latest_version(&loc).await;
+        let report = create_vector_index(&loc, &req, &exec, &NoProgress).await.unwrap();
+        assert_eq!(report.version, before + 1, "one commit");
+        assert_eq!(report.rows_indexed, 4000);
+        let expected_segments = rows_per_segment.map_or(2, |r| (4000u64.div_ceil(r)).min(8) as usize);
+        assert_eq!(report.segments, expected_segments, "{index_type:?}");
+        let info = lanceflow::info::info(&loc, None).await.unwrap();
+        assert_eq!(info.indices.len(), 1, "replaced, not added");
+        assert_eq!(info.indices[0].segments, expected_segments);
+        assert_eq!(info.indices[0].unindexed_fragments, 0);
+
+        // nprobes covering 10% of the partitions.
+        let request = search_request(&queries, 10, 2, None);
+        let local = search_vectors(&loc, None, &request, 2).await.unwrap();
+        let truth = brute_force_knn(&data, &queries, 10, exact(metric));
+        let recall = recall_at_k(&truth, &ids(&local));
+        assert!(recall >= 0.9, "{index_type:?}/{metric:?}: recall@10 {recall}");
+        assert_eq!(local.metric, metric);
+
+        for workers in [1, 2, 3] {
+            let dist = search_vectors_distributed(&loc, None, &request, &LocalExecutor::new(workers))
+                .await
+                .unwrap();
+            assert!(dist.tasks >= 1);
+            assert_same_hits(&local, &dist, &format!("{index_type:?} {workers} workers"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, data, queries) = vector_dataset(dir.path(), "pq.lance", 3000, 30, 400).await;
+    let exec = LocalExecutor::new(2);
+    let artifacts = dir.path().join("artifacts");
+    let mut req = VectorIndexRequest::new("vector", VectorIndexType::IvfPq, Metric::Cosine);
+    req.partitions = Some(16);
+    req.sub_vectors = Some(8);
+    req.rows_per_segment = Some(1000);
+    req.save_artifacts = Some(artifacts.clone());
+    let report = create_vector_index(&loc, &req, &exec, &NoProgress).await.unwrap();
+    assert_eq!((report.segments, report.sub_vectors), (3, Some(8)));
+    assert!(artifacts.join("centroids.npy").exists() && artifacts.join("codebook.npy").exists());
+
+    let request = search_request(&queries, 10, 4, Some(5));
+    let local = search_vectors(&loc, None, &request, 2).await.unwrap();
+    let truth = brute_force_knn(&data, &queries, 10, ExactMetric::Cosine);
+    let recall = recall_at_k(&truth, &ids(&local));
+    assert!(recall >= 0.8, "IVF_PQ refine 5 recall@10 {recall}");
+    let dist = search_vectors_distributed(&loc, None, &request, &exec).await.unwrap();
+    assert_same_hits(&local, &dist, "IVF_PQ refine");
+    // Without refine the distances are the quantized ones, still identical.
+    let coarse = search_request(&queries, 10, 4, None);
+    assert_same_hits(
+        &search_vectors(&loc, None, &coarse, 2).await.unwrap(),
+        &search_vectors_distributed(&loc, None, &coarse, &exec).await.unwrap(),
+        "IVF_PQ no refine",
+    );
+
+    // Pre-trained artifacts: no training, a second index answering identically.
+    let mut again = VectorIndexRequest::new("vector", VectorIndexType::IvfPq, Metric::Cosine);
+    again.centroids = Some(artifacts.join("centroids.npy"));
+    again.codebook = Some(artifacts.join("codebook.npy"));
+    again.sub_vectors = Some(8);
+    again.rows_per_segment = Some(1000);
+    again.name = Some("pq_again".into());
+    let r2 = create_vector_index(&loc, &again, &exec, &NoProgress).await.unwrap();
+    assert_eq!((r2.train_seconds, r2.partitions), (0.0, 16));
+    let mut via_second = request.clone();
+    via_second.index = Some("pq_again".into());
+    let second = search_vectors(&loc, None, &via_second, 2).await.unwrap();
+    assert_eq!(second.index.as_deref(), Some("pq_again"));
+    assert_same_hits(&local, &second, "same artifacts, same answers");
+
+    // New rows after the index: searched by flat scan, in both modes.
+    let (extra, _) = clustered_vectors(&ClusteredSpec::new(300, DIM, 40, 99)).unwrap();
+    let labels = vec![0u32; 300];
+    let parquet = dir.path().join("extra.parquet");
+    write_generated_parquet(&parquet, &extra, &labels).unwrap();
+    ingest(&loc, &IngestRequest::new(vec![parquet], WriteMode::Append), &exec, &NoProgress)
+        .await
+        .unwrap();
+    let local = search_vectors(&loc, None, &request, 2).await.unwrap();
+    let dist = search_vectors_distributed(&loc, None, &request, &exec).await.unwrap();
+    assert!(dist.tasks >= 2, "segment tasks plus a flat task");
+    assert_same_hits(&local, &dist, "with unindexed fragments");
+    // A query equal to a new row finds it first (it is only reachable by flat scan).
+    let q = Matrix::new(DIM, extra.row(7).to_vec()).unwrap();
+    let mut exact_q = search_request(&q, 3, 4, Some(5));
+    exact_q.columns = Some(vec![]);
+    let dist = search_vectors_distributed(&loc, None, &exact_q, &exec).await.unwrap();
+    let local = search_vectors(&loc, None, &exact_q, 2).await.unwrap();
+    assert_same_hits(&local, &dist, "new row");
+    assert!(dist.results[0].hits[0].distance.abs() < 1e-5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_segment_task_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, _, _) = vector_dataset(dir.path(), "f.lance", 1200, 0, 300).await;
+    let exec = LocalExecutor::new(2);
+    let mut req = VectorIndexRequest::new("vector", VectorIndexType::IvfFlat, Metric::L2);
+    req.partitions = Some(8);
+    req.rows_per_segment = Some(300);
+    let mut plan = plan(&loc, &req, 2, &NoProgress).await.unwrap();
+    assert_eq!(plan.tasks.len(), 4);
+    plan.tasks[1].column = "no_such_column".into();
+    plan.tasks[3].column = "no_such_column".into();
+    let err = run_tasks::<VectorSegmentOp>(&exec, &plan.tasks, &NoProgress)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::TasksFailed { failures, total, .. } => {
+            assert_eq!(*total, 4);
+            assert_eq!(failures.iter().map(|f| f.task).collect::<Vec<_>>(), vec![1, 3]);
+        }
+        other => panic!("expected TasksFailed, got {other}"),
+    }
+    assert_eq!(latest_version(&loc).await, 1);
+    assert!(lanceflow::info::info(&loc, None).await.unwrap().indices.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loc, _, queries) = vector_dataset(dir.path(), "b.lance", 600, 2, 300).await;
+    let exec = LocalExecutor::new(2);
+    let build = |column: &str, t: VectorIndexType| VectorIndexRequest::new(column, t, Metric::L2);
+    let expect = |err: Error, kind: &str, needle: &str| {
+        assert_eq!(err.kind(), kind, "{err}");
+        assert!(err.to_string().contains(needle), "'{needle}' not in: {err}");
+    };
+
+    let err = create_vector_index(&loc, &build("nope", VectorIndexType::IvfFlat), &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    expect(err, "not_found", "column 'nope' does not exist");
+    let err = create_vector_index(&loc, &build("category", VectorIndexType::IvfFlat), &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    expect(err, "invalid_input", "column 'category' is Utf8, not a vector column");
+    let mut r = build("vector", VectorIndexType::IvfPq);
+    r.sub_vectors = Some(5);
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
+    expect(err, "invalid_input", "--sub-vectors 5 does not divide the dimension 32");
+    let mut r = build("vector", VectorIndexType::IvfFlat);
+    r.partitions = Some(601);
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
+    expect(err, "invalid_input", "larger than the row count 600");
+    assert_eq!(latest_version(&loc).await, 1, "nothing committed");
+
+    // An index, then a refused --no-replace and refused searches.
+    let mut r = build("vector", VectorIndexType::IvfFlat);
+    r.partitions = Some(4);
+    create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap();
+    r.replace = false;
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
+    expect(err, "already_exists", "pass --replace");
+    let bad_dim = Matrix::new(4, vec![0.0; 4]).unwrap();
+    let err = search_vectors(&loc, None, &VectorSearchRequest::new(bad_dim, 5), 1)
+        .await
+        .unwrap_err();
+    expect(err, "invalid_input", "dimension 4, but column 'vector' has dimension 32");
+    let mut s = VectorSearchRequest::new(queries.clone(), 5);
+    s.metric = Some(Metric::Cosine);
+    let err = search_vectors(&loc, None, &s, 1).await.unwrap_err();
+    expect(err, "invalid_input", "built with the l2 metric, not cosine");
+    let mut s = VectorSearchRequest::new(queries.clone(), 5);
+    s.index = Some("missing_idx".into());
+    let err = search_vectors_distributed(&loc, None, &s, &exec).await.unwrap_err();
+    expect(err, "not_found", "no vector index named 'missing_idx'");
+    let mut s = VectorSearchRequest::new(queries.clone(), 5);
+    s.column = Some("category".into());
+    let err = search_vectors(&loc, None, &s, 1).await.unwrap_err();
+    expect(err, "invalid_input", "not a vector column");
+    assert_eq!(latest_version(&loc).await, 2);
+
+    // A dataset whose rows were all deleted.
+    let mut ds = loc.open(None).await.unwrap();
+    ds.delete("true").await.unwrap();
+    let v = latest_version(&loc).await;
+    let err = create_vector_index(&loc, &build("vector", VectorIndexType::IvfFlat), &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    expect(err, "invalid_input", "has no rows");
+    assert_eq!(latest_version(&loc).await, v);
+}
