@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use lanceflow::ingest::{IngestRequest, WriteMode};
-use lanceflow::search::{search_vectors, search_vectors_distributed, VectorSearchRequest};
+use lanceflow::search::{VectorSearchRequest, VectorSearcher};
 use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 use lanceflow::vectors::{
     brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, write_npy,
@@ -136,25 +136,26 @@ pub(crate) async fn bench_vector(
         r.columns = Some(vec!["id".to_string()]);
         Ok(r)
     };
-    // Warm the index cache once, as a serving process would be.
-    search_vectors(&location, None, &one(0)?, 1).await?;
+    // Open once and warm the index cache, as a serving process would.
+    let searcher = VectorSearcher::open(&location, None).await?;
+    searcher.search(&one(0)?, 1).await?;
     let mut local_ms = Vec::with_capacity(args.queries);
     let mut local_ids = Vec::with_capacity(args.queries);
     for i in 0..queries.rows() {
         let req = one(i)?;
         let t = Instant::now();
-        let res = search_vectors(&location, None, &req, 1).await?;
+        let res = searcher.search(&req, 1).await?;
         local_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         local_ids.push(hit_ids(&res));
     }
     let executor = ctx.executor();
-    search_vectors_distributed(&location, None, &one(0)?, &executor).await?;
+    searcher.search_distributed(&one(0)?, &executor).await?;
     let mut dist_ms = Vec::with_capacity(args.queries);
     let mut dist_ids = Vec::with_capacity(args.queries);
     for i in 0..queries.rows() {
         let req = one(i)?;
         let t = Instant::now();
-        let res = search_vectors_distributed(&location, None, &req, &executor).await?;
+        let res = searcher.search_distributed(&req, &executor).await?;
         dist_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         dist_ids.push(hit_ids(&res));
     }

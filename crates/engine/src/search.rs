@@ -200,7 +200,7 @@ struct Prepared {
 
 async fn prepare(
     location: &Location,
-    at: Option<&VersionSpec>,
+    dataset: Arc<Dataset>,
     request: &VectorSearchRequest,
 ) -> Result<Prepared> {
     ensure_invalid!(request.k > 0, "--k must be at least 1");
@@ -211,7 +211,6 @@ async fn prepare(
         ensure_invalid!(f > 0, "--refine-factor must be at least 1");
     }
     ensure_invalid!(request.queries.rows() > 0, "no query vectors given");
-    let dataset = location.open(at).await?;
     let column = match &request.column {
         Some(c) => c.clone(),
         None => default_vector_column(&dataset)?,
@@ -270,7 +269,7 @@ async fn prepare(
         (None, m) => m.unwrap_or(Metric::L2),
     };
     Ok(Prepared {
-        dataset: Arc::new(dataset),
+        dataset,
         column,
         projection,
         index,
@@ -279,7 +278,7 @@ async fn prepare(
 }
 
 /// Batch rows → hits (row id and distance from lance's columns).
-fn batch_to_hits(batch: &RecordBatch, projection: &[String]) -> Result<Vec<Hit>> {
+fn score_columns(batch: &RecordBatch) -> Result<(&UInt64Array, &Float32Array)> {
     let row_ids = batch
         .column_by_name(ROW_ID)
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
@@ -288,6 +287,11 @@ fn batch_to_hits(batch: &RecordBatch, projection: &[String]) -> Result<Vec<Hit>>
         .column_by_name(DISTANCE)
         .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
         .ok_or_else(|| Error::Internal("search result without _distance".into()))?;
+    Ok((row_ids, distances))
+}
+
+fn batch_to_hits(batch: &RecordBatch, projection: &[String]) -> Result<Vec<Hit>> {
+    let (row_ids, distances) = score_columns(batch)?;
     let rows = rows_as_json(batch, projection)?;
     Ok(rows
         .into_iter()
@@ -363,6 +367,43 @@ async fn search_one(
     scanner.try_into_batch().await.map_err(err)
 }
 
+/// A dataset opened once at one version, searched many times (what a
+/// benchmark loop or a service holds; index caches live in the shared session).
+#[derive(Clone)]
+pub struct VectorSearcher {
+    location: Location,
+    dataset: Arc<Dataset>,
+}
+
+impl VectorSearcher {
+    /// Open the dataset at the latest version, or at `at`.
+    pub async fn open(location: &Location, at: Option<&VersionSpec>) -> Result<Self> {
+        Ok(Self {
+            location: location.clone(),
+            dataset: Arc::new(location.open(at).await?),
+        })
+    }
+
+    /// The pinned version.
+    pub fn version(&self) -> u64 {
+        self.dataset.version().version
+    }
+
+    /// In-process search (see [`search_vectors`]).
+    pub async fn search(&self, request: &VectorSearchRequest, parallelism: usize) -> Result<SearchResults> {
+        search_in(&self.location, self.dataset.clone(), request, parallelism).await
+    }
+
+    /// Distributed search (see [`search_vectors_distributed`]).
+    pub async fn search_distributed(
+        &self,
+        request: &VectorSearchRequest,
+        executor: &dyn Executor,
+    ) -> Result<SearchResults> {
+        distributed_in(&self.location, self.dataset.clone(), request, executor).await
+    }
+}
+
 /// Search in this process, through the index (queries run concurrently,
 /// `parallelism` at a time).
 pub async fn search_vectors(
@@ -371,8 +412,18 @@ pub async fn search_vectors(
     request: &VectorSearchRequest,
     parallelism: usize,
 ) -> Result<SearchResults> {
+    let dataset = Arc::new(location.open(at).await?);
+    search_in(location, dataset, request, parallelism).await
+}
+
+async fn search_in(
+    location: &Location,
+    dataset: Arc<Dataset>,
+    request: &VectorSearchRequest,
+    parallelism: usize,
+) -> Result<SearchResults> {
     let started = Instant::now();
-    let prepared = prepare(location, at, request).await?;
+    let prepared = prepare(location, dataset, request).await?;
     let results: Vec<QueryHits> = futures::stream::iter(0..request.queries.rows())
         .map(|i| {
             let prepared = &prepared;
@@ -535,14 +586,7 @@ pub async fn execute_search_task(task: VectorSearchTask) -> Result<VectorSearchO
 }
 
 fn ids_and_distances(batch: &RecordBatch) -> Result<Vec<(u64, f32)>> {
-    let row_ids = batch
-        .column_by_name(ROW_ID)
-        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .ok_or_else(|| Error::Internal("search result without _rowid".into()))?;
-    let distances = batch
-        .column_by_name(DISTANCE)
-        .and_then(|c| c.as_any().downcast_ref::<Float32Array>())
-        .ok_or_else(|| Error::Internal("search result without _distance".into()))?;
+    let (row_ids, distances) = score_columns(batch)?;
     Ok((0..batch.num_rows())
         .filter(|i| !distances.is_null(*i))
         .map(|i| (row_ids.value(i), distances.value(i)))
@@ -668,8 +712,18 @@ pub async fn search_vectors_distributed(
     request: &VectorSearchRequest,
     executor: &dyn Executor,
 ) -> Result<SearchResults> {
+    let dataset = Arc::new(location.open(at).await?);
+    distributed_in(location, dataset, request, executor).await
+}
+
+async fn distributed_in(
+    location: &Location,
+    dataset: Arc<Dataset>,
+    request: &VectorSearchRequest,
+    executor: &dyn Executor,
+) -> Result<SearchResults> {
     let started = Instant::now();
-    let prepared = prepare(location, at, request).await?;
+    let prepared = prepare(location, dataset, request).await?;
     let dataset = &prepared.dataset;
     let version = dataset.version().version;
     let fragments = fragment_rows(location, dataset).await?;
