@@ -200,7 +200,12 @@ pub struct VectorSearchArgs {
     /// Dataset URI.
     pub uri: String,
     /// Query vector(s): inline JSON ([..] or [[..],..]), a .npy file or a JSON file.
-    #[arg(long, value_name = "FILE|JSON", required_unless_present = "query_row", conflicts_with = "query_row")]
+    #[arg(
+        long,
+        value_name = "FILE|JSON",
+        required_unless_present = "query_row",
+        conflicts_with = "query_row"
+    )]
     pub query_vector: Option<String>,
     /// Use the vector of this row (0-based position) as the query.
     #[arg(long, value_name = "ROW")]

@@ -130,7 +130,8 @@ pub(crate) async fn bench_vector(
     let truth = brute_force_knn(&data, &queries, args.k, exact);
     let refine = (args.refine_factor > 0).then_some(args.refine_factor);
     let one = |i: usize| -> Result<VectorSearchRequest> {
-        let mut r = VectorSearchRequest::new(Matrix::new(args.dim, queries.row(i).to_vec())?, args.k);
+        let mut r =
+            VectorSearchRequest::new(Matrix::new(args.dim, queries.row(i).to_vec())?, args.k);
         r.nprobes = Some(args.nprobes);
         r.refine_factor = refine;
         r.columns = Some(vec!["id".to_string()]);

@@ -105,7 +105,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let (data, labels) = lanceflow::vectors::clustered_vectors(&spec)?;
             lanceflow::vectors::write_generated_parquet(&file, &data, &labels)?;
             if ctx.json {
-                print_json(out, &serde_json::json!({"rows": rows, "dim": dim, "out": file}))
+                print_json(
+                    out,
+                    &serde_json::json!({"rows": rows, "dim": dim, "out": file}),
+                )
             } else {
                 writeln!(
                     out,

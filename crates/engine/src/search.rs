@@ -348,7 +348,11 @@ async fn search_one(
     columns.push(DISTANCE.to_string());
     scanner.project(&columns).map_err(err)?;
     scanner
-        .nearest(&prepared.column, &Float32Array::from(query.to_vec()), request.k)
+        .nearest(
+            &prepared.column,
+            &Float32Array::from(query.to_vec()),
+            request.k,
+        )
         .map_err(err)?;
     if let Some(n) = request.nprobes {
         scanner.nprobes(n);
@@ -390,7 +394,11 @@ impl VectorSearcher {
     }
 
     /// In-process search (see [`search_vectors`]).
-    pub async fn search(&self, request: &VectorSearchRequest, parallelism: usize) -> Result<SearchResults> {
+    pub async fn search(
+        &self,
+        request: &VectorSearchRequest,
+        parallelism: usize,
+    ) -> Result<SearchResults> {
         search_in(&self.location, self.dataset.clone(), request, parallelism).await
     }
 
@@ -624,7 +632,11 @@ async fn exact_distances(
         let cast = arrow_cast::cast(
             vectors,
             &arrow_schema::DataType::FixedSizeList(
-                Arc::new(arrow_schema::Field::new("item", arrow_schema::DataType::Float32, true)),
+                Arc::new(arrow_schema::Field::new(
+                    "item",
+                    arrow_schema::DataType::Float32,
+                    true,
+                )),
                 vectors.value_length(),
             ),
         )
@@ -853,7 +865,10 @@ pub async fn query_from_row(
         .column_by_name(&column)
         .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
         .ok_or_else(|| Error::Internal("query row is not a vector".into()))?;
-    ensure_invalid!(!vectors.is_null(0), "row {row} has no vector (null) in '{column}'");
+    ensure_invalid!(
+        !vectors.is_null(0),
+        "row {row} has no vector (null) in '{column}'"
+    );
     let values = vectors.value(0);
     let values = arrow_cast::cast(&values, &arrow_schema::DataType::Float32)
         .map_err(|e| Error::Internal(format!("cast query: {e}")))?;

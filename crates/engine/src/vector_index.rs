@@ -235,8 +235,9 @@ impl SegmentParams {
     /// The lance crate's parameters for one segment build, artifacts included.
     pub fn to_lance(&self) -> Result<VectorIndexParams> {
         let centroids = self.centroids.to_fixed_size_list()?;
-        let mut ivf = IvfBuildParams::try_with_centroids(self.centroids.rows(), Arc::new(centroids))
-            .map_err(|e| Error::InvalidInput(format!("IVF centroids: {e}")))?;
+        let mut ivf =
+            IvfBuildParams::try_with_centroids(self.centroids.rows(), Arc::new(centroids))
+                .map_err(|e| Error::InvalidInput(format!("IVF centroids: {e}")))?;
         ivf.sample_rate = self.sample_rate;
         ivf.max_iters = self.max_iters;
         let pq = || -> Result<PQBuildParams> {
@@ -319,7 +320,11 @@ impl DistributedOp for VectorSegmentOp {
     type Output = VectorSegmentOutput;
 
     fn label(task: &VectorSegmentTask) -> String {
-        format!("fragments {} ({} rows)", fragment_ranges(&task.fragments), task.rows)
+        format!(
+            "fragments {} ({} rows)",
+            fragment_ranges(&task.fragments),
+            task.rows
+        )
     }
 
     async fn execute(task: VectorSegmentTask) -> Result<VectorSegmentOutput> {
@@ -409,7 +414,12 @@ pub struct VectorIndexReport {
 /// The dimension of a vector column, or a clear error naming the column's type.
 pub fn vector_dimension(dataset: &Dataset, column: &str) -> Result<usize> {
     let Some(field) = dataset.schema().field(column) else {
-        let names: Vec<String> = dataset.schema().fields.iter().map(|f| f.name.clone()).collect();
+        let names: Vec<String> = dataset
+            .schema()
+            .fields
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
         return Err(Error::NotFound(format!(
             "column '{column}' does not exist; the dataset has: {}",
             names.join(", ")
@@ -493,7 +503,10 @@ pub fn balance_fragments(fragments: &[(u32, u64)], groups: usize) -> Vec<(Vec<u3
 }
 
 /// Rows of each fragment of the pinned dataset.
-pub(crate) async fn fragment_rows(location: &Location, dataset: &Dataset) -> Result<Vec<(u32, u64)>> {
+pub(crate) async fn fragment_rows(
+    location: &Location,
+    dataset: &Dataset,
+) -> Result<Vec<(u32, u64)>> {
     let mut out = Vec::new();
     for fragment in dataset.get_fragments() {
         let id = u32::try_from(fragment.id())
@@ -503,7 +516,8 @@ pub(crate) async fn fragment_rows(location: &Location, dataset: &Dataset) -> Res
             None => fragment
                 .count_rows(None)
                 .await
-                .map_err(|e| location.lance_error("count fragment rows", e))? as u64,
+                .map_err(|e| location.lance_error("count fragment rows", e))?
+                as u64,
         };
         out.push((id, rows));
     }
@@ -632,7 +646,9 @@ pub async fn plan(
     }
 
     let sub_vectors = if request.index_type.uses_pq() {
-        let m = request.sub_vectors.unwrap_or_else(|| default_sub_vectors(dim));
+        let m = request
+            .sub_vectors
+            .unwrap_or_else(|| default_sub_vectors(dim));
         ensure_invalid!(
             m > 0 && dim % m == 0,
             "--sub-vectors {m} does not divide the dimension {dim} of '{column}'; pick a divisor \
@@ -670,7 +686,9 @@ pub async fn plan(
             m
         }
         None => {
-            let partitions = request.partitions.unwrap_or_else(|| default_partitions(live_rows));
+            let partitions = request
+                .partitions
+                .unwrap_or_else(|| default_partitions(live_rows));
             ensure_invalid!(partitions > 0, "--partitions must be at least 1");
             ensure_invalid!(
                 partitions as u64 <= live_rows,
@@ -729,16 +747,24 @@ pub async fn plan(
                 let mut pq_params = PQBuildParams::new(sub_vectors, num_bits);
                 pq_params.sample_rate = sample_rate;
                 pq_params.max_iters = max_iters;
-                let pq = build_pq_model(&dataset, column, dim, metric.to_lance(), &pq_params, Some(&ivf))
-                    .await
-                    .map_err(|e| location.lance_error("train PQ codebook", e))?;
+                let pq = build_pq_model(
+                    &dataset,
+                    column,
+                    dim,
+                    metric.to_lance(),
+                    &pq_params,
+                    Some(&ivf),
+                )
+                .await
+                .map_err(|e| location.lance_error("train PQ codebook", e))?;
                 Some(matrix_from_fsl(&pq.codebook, "PQ codebook")?)
             }
         }
     } else {
         None
     };
-    let trained = request.centroids.is_none() || (request.index_type.uses_pq() && request.codebook.is_none());
+    let trained =
+        request.centroids.is_none() || (request.index_type.uses_pq() && request.codebook.is_none());
     let train_seconds = if trained {
         train_started.elapsed().as_secs_f64()
     } else {
@@ -922,12 +948,18 @@ mod tests {
 
     #[test]
     fn parsing_names_the_choices() {
-        assert_eq!(VectorIndexType::parse("ivf_pq").unwrap(), VectorIndexType::IvfPq);
+        assert_eq!(
+            VectorIndexType::parse("ivf_pq").unwrap(),
+            VectorIndexType::IvfPq
+        );
         assert!(VectorIndexType::parse("HNSW")
             .unwrap_err()
             .to_string()
             .contains("IVF_FLAT"));
         assert_eq!(Metric::parse("Cosine").unwrap(), Metric::Cosine);
-        assert!(Metric::parse("manhattan").unwrap_err().to_string().contains("l2, cosine or dot"));
+        assert!(Metric::parse("manhattan")
+            .unwrap_err()
+            .to_string()
+            .contains("l2, cosine or dot"));
     }
 }

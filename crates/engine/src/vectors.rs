@@ -143,8 +143,8 @@ pub fn write_npy(path: &Path, matrix: &Matrix) -> Result<()> {
     header.push('\n');
     let mut bytes = Vec::with_capacity(10 + header.len() + matrix.data.len() * 4);
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    let len = u16::try_from(header.len())
-        .map_err(|_| Error::Internal("npy header too long".into()))?;
+    let len =
+        u16::try_from(header.len()).map_err(|_| Error::Internal("npy header too long".into()))?;
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     for v in &matrix.data {
@@ -163,7 +163,10 @@ pub fn read_npy(path: &Path) -> Result<Matrix> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::InvalidInput(format!("cannot read '{}': {e}", path.display())))?;
     parse_npy(&bytes).map_err(|e| {
-        Error::InvalidInput(format!("'{}' is not a usable .npy file: {e}", path.display()))
+        Error::InvalidInput(format!(
+            "'{}' is not a usable .npy file: {e}",
+            path.display()
+        ))
     })
 }
 
@@ -185,7 +188,9 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Matrix, String> {
         .ok_or("truncated header")?;
     let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}'"))?;
-        let rest = header[at + key.len() + 2..].trim_start().strip_prefix(':')?;
+        let rest = header[at + key.len() + 2..]
+            .trim_start()
+            .strip_prefix(':')?;
         Some(rest.trim_start())
     };
     let descr = field("descr").ok_or("no 'descr' in header")?;
@@ -200,7 +205,9 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Matrix, String> {
         ));
     };
     if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into());
+        return Err(
+            "Fortran-order arrays are not supported; save with np.ascontiguousarray".into(),
+        );
     }
     let shape_text = field("shape").ok_or("no 'shape' in header")?;
     let inner = shape_text
@@ -211,7 +218,10 @@ fn parse_npy(bytes: &[u8]) -> std::result::Result<Matrix, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape entry '{s}'"))
+        })
         .collect::<std::result::Result<_, _>>()?;
     let (rows, dim) = match shape.as_slice() {
         [d] => (1, *d),
@@ -289,7 +299,10 @@ pub fn load_queries(arg: &str) -> Result<Matrix> {
         path.exists(),
         "query vectors '{arg}' is neither inline JSON nor an existing file (.npy or .json)"
     );
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
         return read_npy(path);
     }
     let text = std::fs::read_to_string(path)
@@ -403,7 +416,8 @@ pub fn clustered_vectors(spec: &ClusteredSpec) -> Result<(Matrix, Vec<u32>)> {
         for (j, zj) in z.iter_mut().enumerate() {
             *zj = centres[c * latent + j] + spec.spread * rng.normal() as f32;
         }
-        row.iter_mut().for_each(|x| *x = noise * rng.normal() as f32);
+        row.iter_mut()
+            .for_each(|x| *x = noise * rng.normal() as f32);
         for (j, zj) in z.iter().enumerate() {
             let p = &projection[j * spec.dim..(j + 1) * spec.dim];
             for (x, pj) in row.iter_mut().zip(p) {
@@ -455,7 +469,12 @@ impl ExactMetric {
 
 /// Exact k nearest rows of `data` for each query, by (distance, row): the
 /// ground truth recall is measured against.
-pub fn brute_force_knn(data: &Matrix, queries: &Matrix, k: usize, metric: ExactMetric) -> Vec<Vec<u64>> {
+pub fn brute_force_knn(
+    data: &Matrix,
+    queries: &Matrix,
+    k: usize,
+    metric: ExactMetric,
+) -> Vec<Vec<u64>> {
     queries
         .data
         .chunks(queries.dim)
@@ -545,8 +564,7 @@ pub fn generated_batches(
         let ids: ArrayRef = std::sync::Arc::new(UInt64Array::from_iter_values(
             (start..end).map(|i| i as u64),
         ));
-        let cluster: ArrayRef =
-            std::sync::Arc::new(UInt32Array::from(labels[start..end].to_vec()));
+        let cluster: ArrayRef = std::sync::Arc::new(UInt32Array::from(labels[start..end].to_vec()));
         let category: ArrayRef = std::sync::Arc::new(StringArray::from_iter_values(
             labels[start..end].iter().map(|c| format!("c{}", c % 10)),
         ));
@@ -606,7 +624,10 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.pop();
         std::fs::write(&path, &bytes).unwrap();
-        assert!(read_npy(&path).unwrap_err().to_string().contains("expected 8 bytes"));
+        assert!(read_npy(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("expected 8 bytes"));
         let text = String::from_utf8_lossy(&bytes).replace("<f4", "<i4");
         std::fs::write(&path, text.as_bytes()).unwrap();
         assert!(read_npy(&path).is_err());

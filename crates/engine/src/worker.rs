@@ -7,8 +7,8 @@
 use crate::error::{Error, Result};
 use crate::ingest::IngestOp;
 use crate::search::VectorSearchOp;
-use crate::vector_index::VectorSegmentOp;
 use crate::task::{execute_spec, DistributedOp, TaskSpec};
+use crate::vector_index::VectorSegmentOp;
 
 /// Names of every operation a worker can execute.
 pub const OPERATIONS: &[&str] = &[IngestOp::NAME, VectorSegmentOp::NAME, VectorSearchOp::NAME];

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
-use lanceflow::search::{search_vectors, search_vectors_distributed, SearchResults, VectorSearchRequest};
+use lanceflow::search::{
+    search_vectors, search_vectors_distributed, SearchResults, VectorSearchRequest,
+};
 use lanceflow::task::run_tasks;
 use lanceflow::vector_index::{
     create_vector_index, plan, Metric, VectorIndexRequest, VectorIndexType, VectorSegmentOp,
@@ -29,7 +31,8 @@ async fn vector_dataset(
     queries: usize,
     rows_per_fragment: usize,
 ) -> (Location, Matrix, Matrix) {
-    let (all, labels) = clustered_vectors(&ClusteredSpec::new(rows + queries, DIM, 40, 11)).unwrap();
+    let (all, labels) =
+        clustered_vectors(&ClusteredSpec::new(rows + queries, DIM, 40, 11)).unwrap();
     let data = Matrix::new(DIM, all.data[..rows * DIM].to_vec()).unwrap();
     let q = Matrix::new(DIM, all.data[rows * DIM..].to_vec()).unwrap();
     let parquet = dir.join(format!("{name}.parquet"));
@@ -37,7 +40,9 @@ async fn vector_dataset(
     let loc = local(dir, name);
     let mut req = IngestRequest::new(vec![parquet], WriteMode::Create);
     req.max_rows_per_file = rows_per_fragment;
-    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress).await.unwrap();
+    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap();
     (loc, data, q)
 }
 
@@ -53,7 +58,12 @@ fn ids(results: &SearchResults) -> Vec<Vec<u64>> {
     results
         .results
         .iter()
-        .map(|q| q.hits.iter().map(|h| h.fields["id"].as_u64().unwrap()).collect())
+        .map(|q| {
+            q.hits
+                .iter()
+                .map(|h| h.fields["id"].as_u64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -76,7 +86,12 @@ fn assert_same_hits(a: &SearchResults, b: &SearchResults, what: &str) {
     }
 }
 
-fn search_request(queries: &Matrix, k: usize, nprobes: usize, refine: Option<u32>) -> VectorSearchRequest {
+fn search_request(
+    queries: &Matrix,
+    k: usize,
+    nprobes: usize,
+    refine: Option<u32>,
+) -> VectorSearchRequest {
     let mut r = VectorSearchRequest::new(queries.clone(), k);
     r.nprobes = Some(nprobes);
     r.refine_factor = refine;
@@ -99,10 +114,13 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
         req.partitions = Some(20);
         req.rows_per_segment = rows_per_segment;
         let before = latest_version(&loc).await;
-        let report = create_vector_index(&loc, &req, &exec, &NoProgress).await.unwrap();
+        let report = create_vector_index(&loc, &req, &exec, &NoProgress)
+            .await
+            .unwrap();
         assert_eq!(report.version, before + 1, "one commit");
         assert_eq!(report.rows_indexed, 4000);
-        let expected_segments = rows_per_segment.map_or(2, |r| (4000u64.div_ceil(r)).min(8) as usize);
+        let expected_segments =
+            rows_per_segment.map_or(2, |r| (4000u64.div_ceil(r)).min(8) as usize);
         assert_eq!(report.segments, expected_segments, "{index_type:?}");
         let info = lanceflow::info::info(&loc, None).await.unwrap();
         assert_eq!(info.indices.len(), 1, "replaced, not added");
@@ -114,13 +132,17 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
         let local = search_vectors(&loc, None, &request, 2).await.unwrap();
         let truth = brute_force_knn(&data, &queries, 10, exact(metric));
         let recall = recall_at_k(&truth, &ids(&local));
-        assert!(recall >= 0.9, "{index_type:?}/{metric:?}: recall@10 {recall}");
+        assert!(
+            recall >= 0.9,
+            "{index_type:?}/{metric:?}: recall@10 {recall}"
+        );
         assert_eq!(local.metric, metric);
 
         for workers in [1, 2, 3] {
-            let dist = search_vectors_distributed(&loc, None, &request, &LocalExecutor::new(workers))
-                .await
-                .unwrap();
+            let dist =
+                search_vectors_distributed(&loc, None, &request, &LocalExecutor::new(workers))
+                    .await
+                    .unwrap();
             assert!(dist.tasks >= 1);
             assert_same_hits(&local, &dist, &format!("{index_type:?} {workers} workers"));
         }
@@ -138,7 +160,9 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     req.sub_vectors = Some(8);
     req.rows_per_segment = Some(1000);
     req.save_artifacts = Some(artifacts.clone());
-    let report = create_vector_index(&loc, &req, &exec, &NoProgress).await.unwrap();
+    let report = create_vector_index(&loc, &req, &exec, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!((report.segments, report.sub_vectors), (3, Some(8)));
     assert!(artifacts.join("centroids.npy").exists() && artifacts.join("codebook.npy").exists());
 
@@ -147,13 +171,17 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     let truth = brute_force_knn(&data, &queries, 10, ExactMetric::Cosine);
     let recall = recall_at_k(&truth, &ids(&local));
     assert!(recall >= 0.8, "IVF_PQ refine 5 recall@10 {recall}");
-    let dist = search_vectors_distributed(&loc, None, &request, &exec).await.unwrap();
+    let dist = search_vectors_distributed(&loc, None, &request, &exec)
+        .await
+        .unwrap();
     assert_same_hits(&local, &dist, "IVF_PQ refine");
     // Without refine the distances are the quantized ones, still identical.
     let coarse = search_request(&queries, 10, 4, None);
     assert_same_hits(
         &search_vectors(&loc, None, &coarse, 2).await.unwrap(),
-        &search_vectors_distributed(&loc, None, &coarse, &exec).await.unwrap(),
+        &search_vectors_distributed(&loc, None, &coarse, &exec)
+            .await
+            .unwrap(),
         "IVF_PQ no refine",
     );
 
@@ -164,7 +192,9 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     again.sub_vectors = Some(8);
     again.rows_per_segment = Some(1000);
     again.name = Some("pq_again".into());
-    let r2 = create_vector_index(&loc, &again, &exec, &NoProgress).await.unwrap();
+    let r2 = create_vector_index(&loc, &again, &exec, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!((r2.train_seconds, r2.partitions), (0.0, 16));
     let mut via_second = request.clone();
     via_second.index = Some("pq_again".into());
@@ -177,18 +207,27 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     let labels = vec![0u32; 300];
     let parquet = dir.path().join("extra.parquet");
     write_generated_parquet(&parquet, &extra, &labels).unwrap();
-    ingest(&loc, &IngestRequest::new(vec![parquet], WriteMode::Append), &exec, &NoProgress)
+    ingest(
+        &loc,
+        &IngestRequest::new(vec![parquet], WriteMode::Append),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let local = search_vectors(&loc, None, &request, 2).await.unwrap();
+    let dist = search_vectors_distributed(&loc, None, &request, &exec)
         .await
         .unwrap();
-    let local = search_vectors(&loc, None, &request, 2).await.unwrap();
-    let dist = search_vectors_distributed(&loc, None, &request, &exec).await.unwrap();
     assert!(dist.tasks >= 2, "segment tasks plus a flat task");
     assert_same_hits(&local, &dist, "with unindexed fragments");
     // A query equal to a new row finds it first (it is only reachable by flat scan).
     let q = Matrix::new(DIM, extra.row(7).to_vec()).unwrap();
     let mut exact_q = search_request(&q, 3, 4, Some(5));
     exact_q.columns = Some(vec![]);
-    let dist = search_vectors_distributed(&loc, None, &exact_q, &exec).await.unwrap();
+    let dist = search_vectors_distributed(&loc, None, &exact_q, &exec)
+        .await
+        .unwrap();
     let local = search_vectors(&loc, None, &exact_q, 2).await.unwrap();
     assert_same_hits(&local, &dist, "new row");
     assert!(dist.results[0].hits[0].distance.abs() < 1e-5);
@@ -210,14 +249,23 @@ async fn a_failed_segment_task_commits_nothing() {
         .await
         .unwrap_err();
     match &err {
-        Error::TasksFailed { failures, total, .. } => {
+        Error::TasksFailed {
+            failures, total, ..
+        } => {
             assert_eq!(*total, 4);
-            assert_eq!(failures.iter().map(|f| f.task).collect::<Vec<_>>(), vec![1, 3]);
+            assert_eq!(
+                failures.iter().map(|f| f.task).collect::<Vec<_>>(),
+                vec![1, 3]
+            );
         }
         other => panic!("expected TasksFailed, got {other}"),
     }
     assert_eq!(latest_version(&loc).await, 1);
-    assert!(lanceflow::info::info(&loc, None).await.unwrap().indices.is_empty());
+    assert!(lanceflow::info::info(&loc, None)
+        .await
+        .unwrap()
+        .indices
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,43 +279,75 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
         assert!(err.to_string().contains(needle), "'{needle}' not in: {err}");
     };
 
-    let err = create_vector_index(&loc, &build("nope", VectorIndexType::IvfFlat), &exec, &NoProgress)
-        .await
-        .unwrap_err();
+    let err = create_vector_index(
+        &loc,
+        &build("nope", VectorIndexType::IvfFlat),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
     expect(err, "not_found", "column 'nope' does not exist");
-    let err = create_vector_index(&loc, &build("category", VectorIndexType::IvfFlat), &exec, &NoProgress)
-        .await
-        .unwrap_err();
-    expect(err, "invalid_input", "column 'category' is Utf8, not a vector column");
+    let err = create_vector_index(
+        &loc,
+        &build("category", VectorIndexType::IvfFlat),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    expect(
+        err,
+        "invalid_input",
+        "column 'category' is Utf8, not a vector column",
+    );
     let mut r = build("vector", VectorIndexType::IvfPq);
     r.sub_vectors = Some(5);
-    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
-    expect(err, "invalid_input", "--sub-vectors 5 does not divide the dimension 32");
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    expect(
+        err,
+        "invalid_input",
+        "--sub-vectors 5 does not divide the dimension 32",
+    );
     let mut r = build("vector", VectorIndexType::IvfFlat);
     r.partitions = Some(601);
-    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress)
+        .await
+        .unwrap_err();
     expect(err, "invalid_input", "larger than the row count 600");
     assert_eq!(latest_version(&loc).await, 1, "nothing committed");
 
     // An index, then a refused --no-replace and refused searches.
     let mut r = build("vector", VectorIndexType::IvfFlat);
     r.partitions = Some(4);
-    create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap();
+    create_vector_index(&loc, &r, &exec, &NoProgress)
+        .await
+        .unwrap();
     r.replace = false;
-    let err = create_vector_index(&loc, &r, &exec, &NoProgress).await.unwrap_err();
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress)
+        .await
+        .unwrap_err();
     expect(err, "already_exists", "pass --replace");
     let bad_dim = Matrix::new(4, vec![0.0; 4]).unwrap();
     let err = search_vectors(&loc, None, &VectorSearchRequest::new(bad_dim, 5), 1)
         .await
         .unwrap_err();
-    expect(err, "invalid_input", "dimension 4, but column 'vector' has dimension 32");
+    expect(
+        err,
+        "invalid_input",
+        "dimension 4, but column 'vector' has dimension 32",
+    );
     let mut s = VectorSearchRequest::new(queries.clone(), 5);
     s.metric = Some(Metric::Cosine);
     let err = search_vectors(&loc, None, &s, 1).await.unwrap_err();
     expect(err, "invalid_input", "built with the l2 metric, not cosine");
     let mut s = VectorSearchRequest::new(queries.clone(), 5);
     s.index = Some("missing_idx".into());
-    let err = search_vectors_distributed(&loc, None, &s, &exec).await.unwrap_err();
+    let err = search_vectors_distributed(&loc, None, &s, &exec)
+        .await
+        .unwrap_err();
     expect(err, "not_found", "no vector index named 'missing_idx'");
     let mut s = VectorSearchRequest::new(queries.clone(), 5);
     s.column = Some("category".into());
@@ -279,9 +359,14 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
     let mut ds = loc.open(None).await.unwrap();
     ds.delete("true").await.unwrap();
     let v = latest_version(&loc).await;
-    let err = create_vector_index(&loc, &build("vector", VectorIndexType::IvfFlat), &exec, &NoProgress)
-        .await
-        .unwrap_err();
+    let err = create_vector_index(
+        &loc,
+        &build("vector", VectorIndexType::IvfFlat),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
     expect(err, "invalid_input", "has no rows");
     assert_eq!(latest_version(&loc).await, v);
 }
