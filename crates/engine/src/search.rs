@@ -147,15 +147,13 @@ async fn column_index(
         .load_indices()
         .await
         .map_err(|e| location.lance_error("list indices", e))?;
-    let mut by_name: Vec<String> = indices
+    // Names in order, each once (a BTreeSet sorts and dedups).
+    let by_name: BTreeSet<String> = indices
         .iter()
         .filter(|i| i.fields.first() == Some(&field_id))
         .filter(|i| wanted.is_none_or(|w| w == i.name))
         .map(|i| i.name.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    by_name.sort();
     for name in by_name {
         let segments: Vec<_> = indices.iter().filter(|i| i.name == name).collect();
         let Some(first) = segments.first() else {

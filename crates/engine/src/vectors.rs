@@ -47,11 +47,6 @@ impl Matrix {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Rows as owned vectors.
-    pub fn to_rows(&self) -> Vec<Vec<f32>> {
-        self.data.chunks(self.dim).map(<[f32]>::to_vec).collect()
-    }
-
     /// The matrix as an Arrow `FixedSizeList<float32>` (one list per row).
     pub fn to_fixed_size_list(&self) -> Result<arrow_array::FixedSizeListArray> {
         let dim = i32::try_from(self.dim)
