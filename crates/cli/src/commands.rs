@@ -15,8 +15,9 @@ use lanceflow::search::{SearchResults, VectorSearchRequest};
 use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 
 use crate::args::{
-    BenchCommand, Cli, Command, ConvertCommand, GenerateCommand, GlobalArgs, IndexCommand,
-    IngestArgs, SearchCommand, TagCommand, VectorIndexArgs, VectorSearchArgs, VersionArgs,
+    BenchCommand, Cli, Command, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
+    IndexCommand, IngestArgs, SearchCommand, TagCommand, VectorIndexArgs, VectorSearchArgs,
+    VersionArgs,
 };
 use crate::render::progress_for;
 
@@ -92,6 +93,18 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             older_than,
             dry_run,
         } => cleanup(&ctx, &uri, &older_than, dry_run, out).await,
+        Command::Embed(args) => embed(&ctx, *args, out).await,
+        Command::EmbedQuery { text, model } => {
+            let options = model.options();
+            let vector = tokio::task::spawn_blocking(move || -> Result<Vec<f32>> {
+                let embedder = lanceflow::embedder::shared_embedder(&options)?;
+                Ok(embedder.embed(&[text.as_str()])?.data)
+            })
+            .await??;
+            serde_json::to_writer(&mut *out, &vector)?;
+            writeln!(out)?;
+            Ok(())
+        }
         Command::Index(IndexCommand::Vector(args)) => index_vector(&ctx, *args, out).await,
         Command::Search(SearchCommand::Vector(args)) => search_vector(&ctx, *args, out).await,
         Command::Generate(GenerateCommand::Vectors {
@@ -117,6 +130,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 )?;
                 Ok(())
             }
+        }
+        Command::Bench(BenchCommand::Embed(args)) => {
+            crate::bench_embed::bench_embed(&ctx, *args, out).await
         }
         Command::Bench(BenchCommand::Vector(args)) => {
             crate::bench::bench_vector(&ctx, *args, out).await
@@ -443,6 +459,49 @@ pub(crate) fn vector_index_request(args: &VectorIndexArgs) -> Result<VectorIndex
     Ok(request)
 }
 
+async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = lanceflow::embed::EmbedRequest {
+        text: lanceflow::embed::TextSource {
+            column: args.column,
+            template: args.template,
+            max_chars: args.max_chars,
+        },
+        to_column: args.to_column,
+        replace: args.replace,
+        embedder: args.model.options(),
+        rows_per_task: args.rows_per_task,
+    };
+    let progress = progress_for(ctx.quiet);
+    let report =
+        lanceflow::embed::embed(&location, &request, &ctx.executor(), progress.as_ref()).await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    let resumed = if report.resumed_fragments > 0 {
+        format!(
+            ", {} fragment(s) reused from an interrupted run",
+            report.resumed_fragments
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "embedded {} rows ({} tokens) into '{}' ({}-d) of {} as version {} in {:.2}s ({:.0} rows/s, {} task(s){resumed})",
+        report.rows,
+        report.tokens,
+        report.column,
+        report.dim,
+        report.uri,
+        report.version,
+        report.seconds,
+        report.rows_per_second,
+        report.tasks
+    )?;
+    Ok(())
+}
+
 async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write) -> Result<()> {
     let location = ctx.location(&args.uri)?;
     let request = vector_index_request(&args)?;
@@ -485,13 +544,23 @@ async fn search_vector(ctx: &Context, args: VectorSearchArgs, out: &mut dyn Writ
     let at = version_spec(&args.at);
     let queries = match (&args.query_vector, args.query_row) {
         (Some(text), _) => lanceflow::vectors::load_queries(text)?,
+        (None, None) if !args.query_text.is_empty() => {
+            let options = args.model.options();
+            let texts = args.query_text.clone();
+            tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
+                let embedder = lanceflow::embedder::shared_embedder(&options)?;
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                Ok(embedder.embed(&refs)?)
+            })
+            .await??
+        }
         (None, Some(row)) => {
             lanceflow::search::query_from_row(&location, at.as_ref(), args.column.as_deref(), row)
                 .await?
         }
         (None, None) => {
             return Err(lanceflow::Error::InvalidInput(
-                "give --query-vector FILE|JSON or --query-row ROW".into(),
+                "give --query-vector FILE|JSON, --query-text TEXT or --query-row ROW".into(),
             )
             .into())
         }

@@ -5,6 +5,7 @@
 
 mod args;
 mod bench;
+mod bench_embed;
 mod commands;
 mod render;
 

@@ -23,8 +23,11 @@
 
 #![warn(missing_docs)]
 
+mod bert;
 pub mod config;
 pub mod corpus;
+pub mod embed;
+pub mod embedder;
 pub mod error;
 pub mod executor;
 pub mod info;

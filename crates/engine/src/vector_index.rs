@@ -279,6 +279,11 @@ impl SegmentParams {
     }
 }
 
+/// Rows per index segment at least, unless `--rows-per-segment` says
+/// otherwise: query time grows with the number of segments (lance#6860), and
+/// building a segment is cheap next to training.
+pub const MIN_SEGMENT_ROWS: u64 = 1_000_000;
+
 /// One task: build the index segment over a group of fragments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VectorSegmentTask {
@@ -787,9 +792,11 @@ pub async fn plan(
         save_artifacts(dir, &params)?;
     }
 
+    // Every segment is searched by every query, so segments are few and
+    // large: one per worker at most, and at least MIN_SEGMENT_ROWS each.
     let segments = match request.rows_per_segment {
         Some(r) => rows.div_ceil(r) as usize,
-        None => parallelism.max(1),
+        None => (rows.div_ceil(MIN_SEGMENT_ROWS) as usize).clamp(1, parallelism.max(1)),
     };
     let tasks = balance_fragments(&fragments, segments)
         .into_iter()

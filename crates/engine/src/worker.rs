@@ -4,6 +4,7 @@
 //! it on a tokio thread; the Ray executor calls it (through the Python
 //! package) inside a Ray task with the same JSON.
 
+use crate::embed::EmbedOp;
 use crate::error::{Error, Result};
 use crate::ingest::IngestOp;
 use crate::search::VectorSearchOp;
@@ -11,13 +12,19 @@ use crate::task::{execute_spec, DistributedOp, TaskSpec};
 use crate::vector_index::VectorSegmentOp;
 
 /// Names of every operation a worker can execute.
-pub const OPERATIONS: &[&str] = &[IngestOp::NAME, VectorSegmentOp::NAME, VectorSearchOp::NAME];
+pub const OPERATIONS: &[&str] = &[
+    IngestOp::NAME,
+    EmbedOp::NAME,
+    VectorSegmentOp::NAME,
+    VectorSearchOp::NAME,
+];
 
 /// Execute one task and return its result as JSON.
 #[tracing::instrument(level = "debug", skip_all, fields(op = %spec.operation, task = spec.index))]
 pub async fn execute_task(spec: &TaskSpec) -> Result<serde_json::Value> {
     match spec.operation.as_str() {
         IngestOp::NAME => execute_spec::<IngestOp>(spec).await,
+        EmbedOp::NAME => execute_spec::<EmbedOp>(spec).await,
         VectorSegmentOp::NAME => execute_spec::<VectorSegmentOp>(spec).await,
         VectorSearchOp::NAME => execute_spec::<VectorSearchOp>(spec).await,
         #[cfg(test)]

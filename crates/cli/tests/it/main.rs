@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod common;
+mod embed;
 mod s3;
 mod vector;
 mod workflow;

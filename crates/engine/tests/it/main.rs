@@ -1,6 +1,7 @@
 //! Engine integration tests (one binary: every test binary re-links lance).
 
 mod common;
+mod embed;
 mod ingest;
 mod vector;
 mod versions;

@@ -1,0 +1,993 @@
+//! `embed`: add a sentence-embedding column to a dataset, fragment by
+//! fragment, resumably.
+//!
+//! Plan → tasks → execute → commit, like every distributed operation:
+//! - **plan** (driver): pin a version, validate the text column (or template)
+//!   and the target column, load the model once (a missing or broken model
+//!   fails here, before any work), and group the fragments that still need
+//!   vectors into tasks;
+//! - **execute** (worker): the worker's one embedder (loaded once per process
+//!   and reused for all its tasks) reads only the text columns of each
+//!   fragment, embeds them and writes the new column's data file for that
+//!   fragment, uncommitted. The text is never rewritten (Lance data
+//!   evolution);
+//! - **commit** (driver): one new version. A new column is a `Merge` (new
+//!   schema, every fragment gains one data file); recomputing an existing
+//!   column (`--replace`, or fragments appended after an earlier run) is a
+//!   `DataReplacement` of that column's files.
+//!
+//! **Resumable.** Each finished fragment is checkpointed (its new fragment
+//! metadata, as JSON) under `<dataset>/_lanceflow/embed/<run key>/`, where the
+//! run key hashes the pinned version, the text source, the target column and
+//! the model. Re-running the same command after a crash or Ctrl-C plans only
+//! the fragments without a checkpoint and commits exactly what an
+//! uninterrupted run would have. The checkpoint directory is removed after
+//! the commit.
+//!
+//! **Null and empty text.** A null value renders as the empty string (in a
+//! template, each null field does). Empty text is embedded like any other:
+//! it gets the vector sentence-transformers gives `""` (the `[CLS] [SEP]`
+//! sequence), so every row has a vector and indexes cover every row. Rows
+//! deleted before the run get a null vector (they are never read).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, RecordBatchIterator,
+};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use futures::TryStreamExt;
+use lance::dataset::fragment::FileFragment;
+use lance::dataset::transaction::{DataReplacementGroup, Operation, TransactionBuilder};
+use lance::dataset::write::CommitBuilder;
+use lance::dataset::NewColumnTransform;
+use lance::Dataset;
+use lance_table::format::Fragment;
+use object_store::path::Path as StorePath;
+use serde::{Deserialize, Serialize};
+
+use crate::embedder::{shared_embedder, Embedder, EmbedderOptions};
+use crate::error::{bail_invalid, ensure_invalid, Error, Result};
+use crate::executor::Executor;
+use crate::progress::{note, Progress};
+use crate::storage::{Location, VersionSpec};
+use crate::task::{run_tasks, DistributedOp};
+use crate::vector_index::fragment_ranges;
+
+/// Rows per task when fragments are small (fragments are never split).
+pub const DEFAULT_ROWS_PER_TASK: u64 = 10_000;
+/// Rows read and embedded at a time.
+const READ_BATCH: usize = 1024;
+
+/// Where the text to embed comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TextSource {
+    /// A string column (used when there is no template).
+    pub column: Option<String>,
+    /// A template such as `{title}: {text}`; `{{` and `}}` are literal braces.
+    pub template: Option<String>,
+    /// Characters per text, at most (cut before tokenising).
+    pub max_chars: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Column(String),
+}
+
+fn parse_template(template: &str) -> Result<Vec<Piece>> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some('{') => bail_invalid!(
+                            "template '{template}' has a '{{' inside a {{column}} placeholder; \
+                             close each placeholder, e.g. \"{{title}}: {{text}}\""
+                        ),
+                        Some(ch) => name.push(ch),
+                        None => bail_invalid!(
+                            "template '{template}' has an unclosed '{{'; write {{{{ for a literal brace"
+                        ),
+                    }
+                }
+                let name = name.trim().to_string();
+                ensure_invalid!(
+                    !name.is_empty(),
+                    "template '{template}' has an empty {{}}; name a column, e.g. {{title}}"
+                );
+                if !literal.is_empty() {
+                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Column(name));
+            }
+            '}' => bail_invalid!(
+                "template '{template}' has a stray '}}'; write }}}} for a literal brace"
+            ),
+            other => literal.push(other),
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    ensure_invalid!(
+        pieces.iter().any(|p| matches!(p, Piece::Column(_))),
+        "template '{template}' names no column; use e.g. \"{{title}}: {{text}}\""
+    );
+    Ok(pieces)
+}
+
+impl TextSource {
+    /// Embed one string column.
+    pub fn column(name: impl Into<String>) -> Self {
+        Self {
+            column: Some(name.into()),
+            template: None,
+            max_chars: None,
+        }
+    }
+
+    fn pieces(&self) -> Result<Vec<Piece>> {
+        match (&self.template, &self.column) {
+            (Some(t), _) => parse_template(t),
+            (None, Some(c)) => Ok(vec![Piece::Column(c.clone())]),
+            (None, None) => bail_invalid!("name the text to embed: --column NAME or --template"),
+        }
+    }
+
+    /// The columns the text is built from, in order of first use.
+    pub fn columns(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for p in self.pieces()? {
+            if let Piece::Column(c) = p {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Check the columns against a dataset schema.
+    fn validate(&self, schema: &ArrowSchema) -> Result<()> {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        for column in self.columns()? {
+            let Ok(field) = schema.field_with_name(&column) else {
+                return Err(Error::NotFound(format!(
+                    "text column '{column}' does not exist; the dataset has: {}",
+                    names.join(", ")
+                )));
+            };
+            let is_text = matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
+            if self.template.is_none() {
+                ensure_invalid!(
+                    is_text,
+                    "column '{column}' is {}, not a string column; embed a string column, or use \
+                     --template \"{{{column}}}\" to embed its text form",
+                    field.data_type()
+                );
+            } else {
+                ensure_invalid!(
+                    !matches!(
+                        field.data_type(),
+                        DataType::FixedSizeList(..) | DataType::List(_) | DataType::Struct(_)
+                    ) || is_text,
+                    "template column '{column}' is {}, which has no text form",
+                    field.data_type()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of every row of `batch`.
+    fn render(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        let pieces = self.pieces()?;
+        let mut columns: HashMap<&str, ArrayRef> = HashMap::new();
+        for p in &pieces {
+            if let Piece::Column(name) = p {
+                let array = batch.column_by_name(name).ok_or_else(|| {
+                    Error::Internal(format!("column '{name}' missing from the read batch"))
+                })?;
+                let text = arrow_cast::cast(array, &DataType::Utf8).map_err(|e| {
+                    Error::InvalidInput(format!("column '{name}' has no text form: {e}"))
+                })?;
+                columns.insert(name.as_str(), text);
+            }
+        }
+        let mut out = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let mut text = String::new();
+            for p in &pieces {
+                match p {
+                    Piece::Literal(l) => text.push_str(l),
+                    Piece::Column(name) => {
+                        if let Some(array) = columns.get(name.as_str()) {
+                            if let Some(s) = array
+                                .as_any()
+                                .downcast_ref::<arrow_array::StringArray>()
+                                .filter(|a| a.is_valid(row))
+                            {
+                                text.push_str(s.value(row));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(max) = self.max_chars {
+                if let Some((cut, _)) = text.char_indices().nth(max) {
+                    text.truncate(cut);
+                }
+            }
+            out.push(text);
+        }
+        Ok(out)
+    }
+}
+
+/// What to embed and where to put it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedRequest {
+    /// The text.
+    pub text: TextSource,
+    /// The vector column to add.
+    pub to_column: String,
+    /// Recompute the column if it exists.
+    pub replace: bool,
+    /// The model and how to run it.
+    pub embedder: EmbedderOptions,
+    /// Group small fragments into tasks of about this many rows.
+    pub rows_per_task: u64,
+}
+
+impl EmbedRequest {
+    /// Embed `column` into `vector` with the default model.
+    pub fn new(column: impl Into<String>) -> Self {
+        Self {
+            text: TextSource::column(column),
+            to_column: "vector".into(),
+            replace: false,
+            embedder: EmbedderOptions::default(),
+            rows_per_task: DEFAULT_ROWS_PER_TASK,
+        }
+    }
+}
+
+/// How the column lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedMode {
+    /// The column is new: `Merge` with a new schema.
+    AddColumn,
+    /// The column exists; its data files for the planned fragments are
+    /// replaced (`--replace`, or fragments appended after a previous run).
+    Rewrite,
+}
+
+/// One task: embed a group of fragments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedTask {
+    /// The dataset.
+    pub location: Location,
+    /// The pinned version.
+    pub read_version: u64,
+    /// Fragments to embed.
+    pub fragments: Vec<u32>,
+    /// Live rows in them.
+    pub rows: u64,
+    /// The text.
+    pub text: TextSource,
+    /// Target column.
+    pub to_column: String,
+    /// How the column lands.
+    pub mode: EmbedMode,
+    /// Model options.
+    pub embedder: EmbedderOptions,
+    /// Checkpoint directory, relative to the dataset root.
+    pub checkpoint: String,
+}
+
+/// What a task wrote (uncommitted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedTaskOutput {
+    /// Per fragment: its metadata with the new data file (add-column mode),
+    /// or a fragment holding just the replacement file (rewrite mode).
+    pub fragments: Vec<Fragment>,
+    /// Rows embedded.
+    pub rows: u64,
+    /// Tokens embedded (without padding).
+    pub tokens: u64,
+    /// Fragments taken from a checkpoint instead of embedded.
+    pub resumed: usize,
+}
+
+/// The embed step as the worker knows it.
+pub struct EmbedOp;
+
+impl DistributedOp for EmbedOp {
+    const NAME: &'static str = "embed";
+    type Task = EmbedTask;
+    type Output = EmbedTaskOutput;
+
+    fn label(task: &EmbedTask) -> String {
+        format!(
+            "fragments {} ({} rows)",
+            fragment_ranges(&task.fragments),
+            task.rows
+        )
+    }
+
+    async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
+        execute(task).await
+    }
+}
+
+/// The plan of an embed run.
+#[derive(Debug, Clone)]
+pub struct EmbedPlan {
+    /// The dataset.
+    pub location: Location,
+    /// Pinned version.
+    pub read_version: u64,
+    /// How the column lands.
+    pub mode: EmbedMode,
+    /// Target column.
+    pub to_column: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Checkpoint directory (relative to the dataset root).
+    pub checkpoint: String,
+    /// Fragments already done by an interrupted run.
+    pub resumed: BTreeMap<u32, Fragment>,
+    /// Tasks for the rest.
+    pub tasks: Vec<EmbedTask>,
+    /// Fragments the commit covers.
+    pub fragments: Vec<u32>,
+}
+
+/// What an embed run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedReport {
+    /// Dataset URI.
+    pub uri: String,
+    /// The new column.
+    pub column: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// `add_column` or `rewrite`.
+    pub mode: EmbedMode,
+    /// Rows embedded in this run.
+    pub rows: u64,
+    /// Tokens embedded in this run.
+    pub tokens: u64,
+    /// Fragments covered by the commit.
+    pub fragments: usize,
+    /// Fragments reused from an interrupted run's checkpoints.
+    pub resumed_fragments: usize,
+    /// Tasks run.
+    pub tasks: usize,
+    /// Where checkpoints were kept (removed after the commit).
+    pub checkpoint: String,
+    /// The version planned against.
+    pub read_version: u64,
+    /// The version committed.
+    pub version: u64,
+    /// Model directory.
+    pub model: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Rows per second over the run.
+    pub rows_per_second: f64,
+}
+
+/// The vector field: `FixedSizeList<float32, dim>`, nullable (deleted rows).
+fn vector_field(name: &str, dim: usize) -> Result<Field> {
+    let dim = i32::try_from(dim).map_err(|_| Error::Internal("dimension too large".into()))?;
+    Ok(Field::new(
+        name,
+        DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), dim),
+        true,
+    ))
+}
+
+/// Whether a fragment still needs vectors in an existing column: it has no
+/// data for the column, or (rows appended after an earlier run are written
+/// with the whole schema, the vectors as nulls) its vectors are null. A file
+/// holding the column alone is one `embed` wrote.
+async fn needs_vectors(
+    location: &Location,
+    fragment: &FileFragment,
+    field_id: i32,
+    column: &str,
+) -> Result<bool> {
+    let files = &fragment.metadata().files;
+    if !files.iter().any(|f| f.fields.contains(&field_id)) {
+        return Ok(true);
+    }
+    if files.iter().any(|f| *f.fields == [field_id]) {
+        return Ok(false);
+    }
+    let nulls = fragment
+        .count_rows(Some(format!("`{column}` IS NULL")))
+        .await
+        .map_err(|e| location.lance_error("count rows without vectors", e))?;
+    Ok(nulls > 0)
+}
+
+fn fnv(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The checkpoint store of one run: one JSON file per finished fragment.
+struct Checkpoints {
+    store: Arc<lance::io::ObjectStore>,
+    dir: StorePath,
+}
+
+impl Checkpoints {
+    async fn open(location: &Location, dataset: &Dataset, rel: &str) -> Result<Self> {
+        let store = dataset
+            .object_store(None)
+            .await
+            .map_err(|e| location.lance_error("open checkpoint store", e))?;
+        let mut dir = dataset.branch_location().path;
+        for part in rel.split('/') {
+            dir = dir.join(part);
+        }
+        Ok(Self { store, dir })
+    }
+
+    fn path(&self, fragment: u32) -> StorePath {
+        self.dir.clone().join(format!("{fragment}.json"))
+    }
+
+    async fn load(&self, location: &Location, fragment: u32) -> Result<Option<Fragment>> {
+        let path = self.path(fragment);
+        let exists = self
+            .store
+            .exists(&path)
+            .await
+            .map_err(|e| location.lance_error("read checkpoint", e))?;
+        if !exists {
+            return Ok(None);
+        }
+        let bytes = self
+            .store
+            .read_one_all(&path)
+            .await
+            .map_err(|e| location.lance_error("read checkpoint", e))?;
+        match serde_json::from_slice::<Fragment>(&bytes) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) => {
+                // A torn write: redo the fragment.
+                tracing::warn!(fragment, error = %e, "ignoring unreadable checkpoint");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn save(&self, location: &Location, fragment: u32, value: &Fragment) -> Result<()> {
+        let bytes = serde_json::to_vec(value)?;
+        self.store
+            .put(&self.path(fragment), &bytes)
+            .await
+            .map_err(|e| location.lance_error("write checkpoint", e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, location: &Location) -> Result<()> {
+        self.store
+            .remove_dir_all(self.dir.clone())
+            .await
+            .map_err(|e| location.lance_error("remove checkpoints", e))
+    }
+}
+
+/// Validate, load the model and cut the work into tasks.
+pub async fn plan(
+    location: &Location,
+    request: &EmbedRequest,
+    workers: usize,
+) -> Result<EmbedPlan> {
+    let dataset = location.open(None).await?;
+    let read_version = dataset.version().version;
+    let arrow_schema = ArrowSchema::from(dataset.schema());
+    request.text.validate(&arrow_schema)?;
+    let to_column = request.to_column.trim().to_string();
+    ensure_invalid!(!to_column.is_empty(), "--to-column must name a column");
+    ensure_invalid!(
+        !request.text.columns()?.contains(&to_column),
+        "--to-column '{to_column}' is also a text column; pick another name"
+    );
+
+    // The model: fails here, before any work, when missing or broken.
+    let options = request.embedder.clone();
+    let embedder = tokio::task::spawn_blocking(move || shared_embedder(&options))
+        .await
+        .map_err(|e| Error::Internal(format!("model loading panicked: {e}")))??;
+    let dim = embedder.dim();
+
+    let fragments = dataset.get_fragments();
+    let (mode, todo): (EmbedMode, Vec<&FileFragment>) = match dataset.schema().field(&to_column) {
+        None => (EmbedMode::AddColumn, fragments.iter().collect()),
+        Some(field) => {
+            let expected = vector_field(&to_column, dim)?;
+            let actual = Field::from(field);
+            ensure_invalid!(
+                actual.data_type() == expected.data_type(),
+                "column '{to_column}' exists and is {}, not {}-d float32 vectors; choose another \
+                 --to-column",
+                actual.data_type(),
+                dim
+            );
+            if request.replace {
+                (EmbedMode::Rewrite, fragments.iter().collect())
+            } else {
+                let mut missing: Vec<&FileFragment> = Vec::new();
+                for f in &fragments {
+                    if needs_vectors(location, f, field.id, &to_column).await? {
+                        missing.push(f);
+                    }
+                }
+                if missing.is_empty() {
+                    return Err(Error::AlreadyExists(format!(
+                        "column '{to_column}' already holds embeddings for every fragment of '{}'; \
+                         pass --replace to recompute it, or --to-column NAME for another column",
+                        location.uri()
+                    )));
+                }
+                (EmbedMode::Rewrite, missing)
+            }
+        }
+    };
+
+    let key = serde_json::json!({
+        "version": read_version,
+        "text": request.text,
+        "to": to_column,
+        "mode": mode,
+        "model": embedder.fingerprint(),
+        "fragments": todo.iter().map(|f| f.id()).collect::<Vec<_>>(),
+    });
+    let checkpoint = format!("_lanceflow/embed/{}", fnv(&key.to_string()));
+    let checkpoints = Checkpoints::open(location, &dataset, &checkpoint).await?;
+
+    let mut resumed = BTreeMap::new();
+    let mut pending: Vec<(u32, u64)> = Vec::new();
+    for fragment in &todo {
+        let id = fragment.id() as u32;
+        if let Some(done) = checkpoints.load(location, id).await? {
+            resumed.insert(id, done);
+            continue;
+        }
+        let rows = fragment
+            .count_rows(None)
+            .await
+            .map_err(|e| location.lance_error("count rows", e))? as u64;
+        pending.push((id, rows));
+    }
+    let live: u64 = pending.iter().map(|p| p.1).sum();
+    ensure_invalid!(
+        !todo.is_empty(),
+        "'{}' has no rows to embed; ingest some first",
+        location.uri()
+    );
+
+    // Consecutive fragments up to rows_per_task, but at least one task per
+    // worker when there is enough work.
+    let target = request
+        .rows_per_task
+        .max(1)
+        .min(live.div_ceil(workers.max(1) as u64).max(1));
+    let mut tasks = Vec::new();
+    let mut group: Vec<u32> = Vec::new();
+    let mut group_rows = 0;
+    let flush = |group: &mut Vec<u32>, rows: &mut u64, tasks: &mut Vec<EmbedTask>| {
+        if group.is_empty() {
+            return;
+        }
+        tasks.push(EmbedTask {
+            location: location.clone(),
+            read_version,
+            fragments: std::mem::take(group),
+            rows: std::mem::take(rows),
+            text: request.text.clone(),
+            to_column: to_column.clone(),
+            mode,
+            embedder: request.embedder.clone(),
+            checkpoint: checkpoint.clone(),
+        });
+    };
+    for (id, rows) in pending {
+        if !group.is_empty() && group_rows + rows > target {
+            flush(&mut group, &mut group_rows, &mut tasks);
+        }
+        group.push(id);
+        group_rows += rows;
+    }
+    flush(&mut group, &mut group_rows, &mut tasks);
+
+    Ok(EmbedPlan {
+        location: location.clone(),
+        read_version,
+        mode,
+        to_column,
+        dim,
+        checkpoint,
+        resumed,
+        tasks,
+        fragments: todo.iter().map(|f| f.id() as u32).collect(),
+    })
+}
+
+/// Run blocking compute without stalling the async runtime.
+fn compute<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// Embed every live row of one fragment, in physical order.
+/// Returns (row offsets, vectors, tokens).
+async fn embed_fragment(
+    location: &Location,
+    fragment: &FileFragment,
+    text: &TextSource,
+    embedder: &Embedder,
+) -> Result<(Vec<u32>, Vec<f32>, u64)> {
+    let columns = text.columns()?;
+    let mut scanner = fragment.scan();
+    scanner
+        .project(&columns)
+        .map_err(|e| location.lance_error("read text", e))?;
+    scanner.with_row_address();
+    scanner.scan_in_order(true);
+    scanner.batch_size(READ_BATCH);
+    let mut stream = scanner
+        .try_into_stream()
+        .await
+        .map_err(|e| location.lance_error("read text", e))?;
+    let mut offsets = Vec::new();
+    let mut data = Vec::new();
+    let mut tokens = 0u64;
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(|e| location.lance_error("read text", e))?
+    {
+        let addrs = batch
+            .column_by_name("_rowaddr")
+            .and_then(|a| a.as_any().downcast_ref::<arrow_array::UInt64Array>())
+            .ok_or_else(|| Error::Internal("scan returned no row addresses".into()))?;
+        offsets.extend(addrs.values().iter().map(|a| (*a & 0xFFFF_FFFF) as u32));
+        let texts = text.render(&batch)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (m, t) = compute(|| embedder.embed_with_stats(&refs))?;
+        tokens += t as u64;
+        data.extend_from_slice(&m.data);
+    }
+    Ok((offsets, data, tokens))
+}
+
+/// Embed a group of fragments (worker side). Writes data files and
+/// checkpoints; commits nothing.
+pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
+    let location = &task.location;
+    let dataset = Arc::new(
+        location
+            .open(Some(&VersionSpec::Number(task.read_version)))
+            .await?,
+    );
+    let options = task.embedder.clone();
+    let embedder = compute(|| shared_embedder(&options))?;
+    let dim = embedder.dim();
+    let checkpoints = Checkpoints::open(location, &dataset, &task.checkpoint).await?;
+    let field = vector_field(&task.to_column, dim)?;
+    let out_schema: SchemaRef = Arc::new(ArrowSchema::new(vec![field.clone()]));
+
+    let mut output = EmbedTaskOutput {
+        fragments: Vec::with_capacity(task.fragments.len()),
+        rows: 0,
+        tokens: 0,
+        resumed: 0,
+    };
+    for &id in &task.fragments {
+        // A retried task keeps what its earlier attempt finished.
+        if let Some(done) = checkpoints.load(location, id).await? {
+            output.fragments.push(done);
+            output.resumed += 1;
+            continue;
+        }
+        let fragment = dataset.get_fragment(id as usize).ok_or_else(|| {
+            Error::NotFound(format!(
+                "fragment {id} is not in version {} of '{}'",
+                task.read_version,
+                location.uri()
+            ))
+        })?;
+        let (offsets, data, tokens) =
+            embed_fragment(location, &fragment, &task.text, &embedder).await?;
+        let done = match task.mode {
+            EmbedMode::AddColumn => {
+                // Live rows in order: lance's updater puts deleted rows back.
+                let values = Float32Array::from(data);
+                let list = FixedSizeListArray::try_new(
+                    Arc::new(Field::new("item", DataType::Float32, true)),
+                    dim as i32,
+                    Arc::new(values),
+                    None,
+                )
+                .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
+                let batches = chunk_batches(&out_schema, Arc::new(list))?;
+                let reader = RecordBatchIterator::new(
+                    batches.into_iter().map(Ok::<_, arrow_schema::ArrowError>),
+                    out_schema.clone(),
+                );
+                let (new_fragment, _) = fragment
+                    .add_columns(
+                        NewColumnTransform::Reader(Box::new(reader)),
+                        None,
+                        Some(READ_BATCH as u32),
+                    )
+                    .await
+                    .map_err(|e| location.lance_error("write vectors", e))?;
+                new_fragment
+            }
+            EmbedMode::Rewrite => {
+                // Every physical row, deleted ones as nulls.
+                let physical = fragment
+                    .physical_rows()
+                    .await
+                    .map_err(|e| location.lance_error("count rows", e))?;
+                let mut values = vec![0f32; physical * dim];
+                let mut valid = vec![false; physical];
+                for (i, &off) in offsets.iter().enumerate() {
+                    let off = off as usize;
+                    ensure_invalid!(
+                        off < physical,
+                        "fragment {id}: row offset {off} beyond its {physical} rows"
+                    );
+                    values[off * dim..(off + 1) * dim]
+                        .copy_from_slice(&data[i * dim..(i + 1) * dim]);
+                    valid[off] = true;
+                }
+                let list = FixedSizeListArray::try_new(
+                    Arc::new(Field::new("item", DataType::Float32, true)),
+                    dim as i32,
+                    Arc::new(Float32Array::from(values)),
+                    Some(valid.into()),
+                )
+                .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
+                let batches = chunk_batches(&out_schema, Arc::new(list))?;
+                let schema = dataset
+                    .schema()
+                    .project(&[task.to_column.as_str()])
+                    .map_err(|e| location.lance_error("vector column schema", e))?;
+                let group = fragment
+                    .write_columns(
+                        futures::stream::iter(batches.into_iter().map(Ok::<_, lance::Error>)),
+                        &schema,
+                    )
+                    .await
+                    .map_err(|e| location.lance_error("write vectors", e))?;
+                let mut holder = Fragment::new(group.0);
+                holder.files = vec![group.1];
+                holder
+            }
+        };
+        checkpoints.save(location, id, &done).await?;
+        output.fragments.push(done);
+        output.rows += offsets.len() as u64;
+        output.tokens += tokens;
+    }
+    Ok(output)
+}
+
+fn chunk_batches(schema: &SchemaRef, column: ArrayRef) -> Result<Vec<RecordBatch>> {
+    let total = column.len();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < total {
+        let len = (total - start).min(8192);
+        out.push(
+            RecordBatch::try_new(schema.clone(), vec![column.slice(start, len)])
+                .map_err(|e| Error::Internal(format!("vector batch: {e}")))?,
+        );
+        start += len;
+    }
+    Ok(out)
+}
+
+/// Commit every fragment's new data as one version.
+pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u64> {
+    let location = &plan.location;
+    let dataset = location
+        .open(Some(&VersionSpec::Number(plan.read_version)))
+        .await?;
+    let mut done: BTreeMap<u32, Fragment> = plan.resumed.clone();
+    for output in outputs {
+        for f in output.fragments {
+            done.insert(f.id as u32, f);
+        }
+    }
+    for id in &plan.fragments {
+        ensure_invalid!(
+            done.contains_key(id),
+            "fragment {id} has no embeddings; nothing was committed (re-run the command)"
+        );
+    }
+    let operation = match plan.mode {
+        EmbedMode::AddColumn => {
+            let field = vector_field(&plan.to_column, plan.dim)?;
+            let mut schema = dataset
+                .schema()
+                .merge(&ArrowSchema::new(vec![field]))
+                .map_err(|e| location.lance_error("new schema", e))?;
+            schema
+                .try_set_field_id(Some(dataset.manifest().max_field_id()))
+                .map_err(|e| location.lance_error("new schema", e))?;
+            let fragments = dataset
+                .get_fragments()
+                .iter()
+                .map(|f| {
+                    done.remove(&(f.id() as u32)).ok_or_else(|| {
+                        Error::Internal(format!("fragment {} was not embedded", f.id()))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Operation::Merge {
+                fragments,
+                schema,
+                preserves_nullability: true,
+            }
+        }
+        EmbedMode::Rewrite => {
+            let replacements = done
+                .into_values()
+                .map(|f| {
+                    let file = f.files.into_iter().next().ok_or_else(|| {
+                        Error::Internal(format!("fragment {} has no replacement file", f.id))
+                    })?;
+                    Ok(DataReplacementGroup(f.id, file))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Operation::DataReplacement { replacements }
+        }
+    };
+    let transaction = TransactionBuilder::new(plan.read_version, operation).build();
+    let committed = CommitBuilder::new(Arc::new(dataset))
+        .execute(transaction)
+        .await
+        .map_err(|e| location.lance_error("commit embeddings", e))?;
+    Ok(committed.version().version)
+}
+
+/// Plan, embed every fragment on `executor`, commit once.
+pub async fn embed(
+    location: &Location,
+    request: &EmbedRequest,
+    executor: &dyn Executor,
+    progress: &dyn Progress,
+) -> Result<EmbedReport> {
+    let started = Instant::now();
+    let plan = plan(location, request, executor.parallelism()).await?;
+    let resumed_fragments = plan.resumed.len();
+    note(
+        progress,
+        EmbedOp::NAME,
+        format!(
+            "{} task(s) over {} fragment(s){} (planned against version {}; checkpoints in {}/{})",
+            plan.tasks.len(),
+            plan.fragments.len(),
+            if resumed_fragments > 0 {
+                format!(", {resumed_fragments} already done by an interrupted run")
+            } else {
+                String::new()
+            },
+            plan.read_version,
+            location.uri(),
+            plan.checkpoint
+        ),
+    );
+    let outputs = run_tasks::<EmbedOp>(executor, &plan.tasks, progress).await?;
+    let rows: u64 = outputs.iter().map(|o| o.rows).sum();
+    let tokens: u64 = outputs.iter().map(|o| o.tokens).sum();
+    let version = commit(&plan, outputs).await?;
+    let dataset = location.open(Some(&VersionSpec::Number(version))).await?;
+    let checkpoints = Checkpoints::open(location, &dataset, &plan.checkpoint).await?;
+    if let Err(e) = checkpoints.remove(location).await {
+        tracing::warn!(error = %e, "could not remove embed checkpoints");
+    }
+    let model = shared_embedder(&request.embedder)?
+        .model_dir()
+        .display()
+        .to_string();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(EmbedReport {
+        uri: location.uri().to_string(),
+        column: plan.to_column.clone(),
+        dim: plan.dim,
+        mode: plan.mode,
+        rows,
+        tokens,
+        fragments: plan.fragments.len(),
+        resumed_fragments,
+        tasks: plan.tasks.len(),
+        checkpoint: plan.checkpoint.clone(),
+        read_version: plan.read_version,
+        version,
+        model,
+        seconds,
+        rows_per_second: if seconds > 0.0 {
+            rows as f64 / seconds
+        } else {
+            0.0
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_and_render() {
+        let src = TextSource {
+            column: None,
+            template: Some("{title}: {{x}} {text}".into()),
+            max_chars: Some(12),
+        };
+        assert_eq!(src.columns().unwrap(), vec!["title", "text"]);
+        let schema = Arc::new(ArrowSchema::new(vec![
+            Field::new("title", DataType::Utf8, true),
+            Field::new("text", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow_array::StringArray::from(vec![Some("A"), None])),
+                Arc::new(arrow_array::StringArray::from(vec![
+                    Some("long body text"),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(src.render(&batch).unwrap(), vec!["A: {x} long ", ": {x} "]);
+        for bad in ["{", "{}", "}", "no columns", "{a", "{title: {text}"] {
+            let s = TextSource {
+                column: None,
+                template: Some(bad.into()),
+                max_chars: None,
+            };
+            assert!(s.columns().is_err(), "{bad}");
+        }
+    }
+}
