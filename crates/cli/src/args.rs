@@ -416,6 +416,9 @@ pub struct BenchEmbedArgs {
     /// Skip the sentence-transformers reference.
     #[arg(long)]
     pub no_reference: bool,
+    /// Backends to measure.
+    #[arg(long, value_delimiter = ',', default_value = "native,candle")]
+    pub backends: Vec<String>,
     /// Scratch directory (default: a temp dir).
     #[arg(long)]
     pub scratch: Option<PathBuf>,

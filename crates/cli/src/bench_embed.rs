@@ -158,7 +158,12 @@ pub(crate) async fn bench_embed(
             scratch_dir.path().to_path_buf()
         }
     };
-    let backends = [Backend::Native, Backend::Candle];
+    let backends = args
+        .backends
+        .iter()
+        .map(|b| Backend::parse(b))
+        .collect::<lanceflow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!backends.is_empty(), "--backends names no backend");
     let embedders = backends
         .iter()
         .map(|&backend| {

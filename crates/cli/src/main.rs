@@ -15,6 +15,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The embedder runs one batch per thread with single-threaded GEMMs;
+    // matrixmultiply's own worker threads would only contend with them. Set
+    // here, before any thread exists (setting the environment later is racy).
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    }
     let cli = args::Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -399,20 +399,14 @@ impl Embedder {
                 .collect::<Result<_>>()?,
             Model::Native(bert) => {
                 use rayon::prelude::*;
-                // Enough batches: one per thread at a time, single-threaded
-                // GEMMs. Otherwise: threads inside each GEMM.
-                let inner = if chunks.len() >= self.threads || self.threads == 1 {
-                    gemm::Parallelism::None
-                } else {
-                    gemm::Parallelism::Rayon(self.threads)
-                };
+                // One batch per thread at a time, single-threaded GEMMs.
                 self.pool.install(|| {
                     chunks
                         .par_iter()
                         .map(|chunk| {
                             let batch: Vec<&[u32]> =
                                 chunk.iter().map(|&i| ids[i].as_slice()).collect();
-                            bert.embed_batch(&batch, inner)
+                            bert.embed_batch(&batch)
                         })
                         .collect::<Result<Vec<_>>>()
                 })?
