@@ -239,7 +239,7 @@ pub struct VectorIndexArgs {
     /// Refuse if an index of that name exists.
     #[arg(long, overrides_with = "replace")]
     pub no_replace: bool,
-    /// Rows per index segment (default: one segment per worker, each of at least 1M rows).
+    /// Rows per index segment (default: one segment per worker, each of at least 50k rows).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,
     /// Pre-trained IVF centroids (.npy, partitions × dim).
