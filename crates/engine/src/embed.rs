@@ -39,10 +39,13 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use futures::TryStreamExt;
+use lance::dataset::fragment::write::FragmentCreateBuilder;
 use lance::dataset::fragment::FileFragment;
 use lance::dataset::transaction::{DataReplacementGroup, Operation, TransactionBuilder};
 use lance::dataset::write::CommitBuilder;
 use lance::dataset::NewColumnTransform;
+use lance::dataset::WriteParams;
+use lance::datatypes::Schema as LanceSchema;
 use lance::Dataset;
 use lance_table::format::Fragment;
 use object_store::path::Path as StorePath;
@@ -257,6 +260,10 @@ pub struct EmbedRequest {
     pub embedder: EmbedderOptions,
     /// Group small fragments into tasks of about this many rows.
     pub rows_per_task: u64,
+    /// Write a new dataset here (every column plus the vectors) instead of
+    /// adding the column in place; the source is left as it is.
+    #[serde(default)]
+    pub output: Option<Location>,
 }
 
 impl EmbedRequest {
@@ -268,6 +275,7 @@ impl EmbedRequest {
             replace: false,
             embedder: EmbedderOptions::default(),
             rows_per_task: DEFAULT_ROWS_PER_TASK,
+            output: None,
         }
     }
 }
@@ -281,6 +289,9 @@ pub enum EmbedMode {
     /// The column exists; its data files for the planned fragments are
     /// replaced (`--replace`, or fragments appended after a previous run).
     Rewrite,
+    /// A new dataset (`--to URI`): every column of the source plus the
+    /// vectors, one `Overwrite` commit there; the source is not touched.
+    NewDataset,
 }
 
 /// One task: embed a group of fragments.
@@ -302,16 +313,20 @@ pub struct EmbedTask {
     pub mode: EmbedMode,
     /// Model options.
     pub embedder: EmbedderOptions,
-    /// Checkpoint directory, relative to the dataset root.
+    /// Checkpoint directory, relative to the root of the dataset written.
     pub checkpoint: String,
+    /// New-dataset mode: where to write, and the schema to write with.
+    #[serde(default)]
+    pub output: Option<(Location, ArrowSchema)>,
 }
 
 /// What a task wrote (uncommitted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmbedTaskOutput {
-    /// Per fragment: its metadata with the new data file (add-column mode),
-    /// or a fragment holding just the replacement file (rewrite mode).
-    pub fragments: Vec<Fragment>,
+    /// Per source fragment: its metadata with the new data file
+    /// (add-column mode), a fragment holding just the replacement file
+    /// (rewrite mode), or the fragments written to the new dataset.
+    pub fragments: Vec<(u32, Vec<Fragment>)>,
     /// Rows embedded.
     pub rows: u64,
     /// Tokens embedded (without padding).
@@ -354,10 +369,12 @@ pub struct EmbedPlan {
     pub to_column: String,
     /// Vector dimension.
     pub dim: usize,
-    /// Checkpoint directory (relative to the dataset root).
+    /// Checkpoint directory (relative to the root of the dataset written).
     pub checkpoint: String,
     /// Fragments already done by an interrupted run.
-    pub resumed: BTreeMap<u32, Fragment>,
+    pub resumed: BTreeMap<u32, Vec<Fragment>>,
+    /// New-dataset mode: where to write, and the schema to write with.
+    pub output: Option<(Location, ArrowSchema)>,
     /// Tasks for the rest.
     pub tasks: Vec<EmbedTask>,
     /// Fragments the commit covers.
@@ -449,12 +466,17 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    async fn open(location: &Location, dataset: &Dataset, rel: &str) -> Result<Self> {
-        let store = dataset
-            .object_store(None)
-            .await
-            .map_err(|e| location.lance_error("open checkpoint store", e))?;
-        let mut dir = dataset.branch_location().path;
+    /// The checkpoints under `rel` in the dataset at `location` (which need
+    /// not exist yet: a new dataset's are kept where it will be).
+    async fn open(location: &Location, rel: &str) -> Result<Self> {
+        location.pin_memory_store().await?;
+        let (store, mut dir) = lance::io::ObjectStore::from_uri_and_params(
+            location.session().store_registry(),
+            location.uri(),
+            &location.store_params(),
+        )
+        .await
+        .map_err(|e| location.lance_error("open checkpoint store", e))?;
         for part in rel.split('/') {
             dir = dir.join(part);
         }
@@ -465,7 +487,7 @@ impl Checkpoints {
         self.dir.clone().join(format!("{fragment}.json"))
     }
 
-    async fn load(&self, location: &Location, fragment: u32) -> Result<Option<Fragment>> {
+    async fn load(&self, location: &Location, fragment: u32) -> Result<Option<Vec<Fragment>>> {
         let path = self.path(fragment);
         let exists = self
             .store
@@ -480,7 +502,7 @@ impl Checkpoints {
             .read_one_all(&path)
             .await
             .map_err(|e| location.lance_error("read checkpoint", e))?;
-        match serde_json::from_slice::<Fragment>(&bytes) {
+        match serde_json::from_slice::<Vec<Fragment>>(&bytes) {
             Ok(f) => Ok(Some(f)),
             Err(e) => {
                 // A torn write: redo the fragment.
@@ -490,7 +512,7 @@ impl Checkpoints {
         }
     }
 
-    async fn save(&self, location: &Location, fragment: u32, value: &Fragment) -> Result<()> {
+    async fn save(&self, location: &Location, fragment: u32, value: &[Fragment]) -> Result<()> {
         let bytes = serde_json::to_vec(value)?;
         self.store
             .put(&self.path(fragment), &bytes)
@@ -532,7 +554,19 @@ pub async fn plan(
     let dim = embedder.dim();
 
     let fragments = dataset.get_fragments();
+    let mut output = None;
     let (mode, todo): (EmbedMode, Vec<&FileFragment>) = match dataset.schema().field(&to_column) {
+        _ if request.output.is_some() => {
+            let target = request
+                .output
+                .clone()
+                .ok_or_else(|| Error::Internal("no output".into()))?;
+            output = Some((
+                target.clone(),
+                new_dataset_schema(&target, &dataset, &to_column, dim, request.replace).await?,
+            ));
+            (EmbedMode::NewDataset, fragments.iter().collect())
+        }
         None => (EmbedMode::AddColumn, fragments.iter().collect()),
         Some(field) => {
             let expected = vector_field(&to_column, dim)?;
@@ -572,15 +606,17 @@ pub async fn plan(
         "mode": mode,
         "model": embedder.fingerprint(),
         "fragments": todo.iter().map(|f| f.id()).collect::<Vec<_>>(),
+        "output": output.as_ref().map(|(target, _)| target.uri()),
     });
     let checkpoint = format!("_lanceflow/embed/{}", fnv(&key.to_string()));
-    let checkpoints = Checkpoints::open(location, &dataset, &checkpoint).await?;
+    let written = output.as_ref().map_or(location, |(target, _)| target);
+    let checkpoints = Checkpoints::open(written, &checkpoint).await?;
 
     let mut resumed = BTreeMap::new();
     let mut pending: Vec<(u32, u64)> = Vec::new();
     for fragment in &todo {
         let id = fragment.id() as u32;
-        if let Some(done) = checkpoints.load(location, id).await? {
+        if let Some(done) = checkpoints.load(written, id).await? {
             resumed.insert(id, done);
             continue;
         }
@@ -620,6 +656,7 @@ pub async fn plan(
             mode,
             embedder: request.embedder.clone(),
             checkpoint: checkpoint.clone(),
+            output: output.clone(),
         });
     };
     for (id, rows) in pending {
@@ -639,9 +676,43 @@ pub async fn plan(
         dim,
         checkpoint,
         resumed,
+        output,
         tasks,
         fragments: todo.iter().map(|f| f.id() as u32).collect(),
     })
+}
+
+/// The schema of the dataset `--to` writes: the source's columns (less an
+/// old vector column being recomputed) plus the vectors. The target must
+/// not exist yet.
+async fn new_dataset_schema(
+    target: &Location,
+    source: &Dataset,
+    to_column: &str,
+    dim: usize,
+    replace: bool,
+) -> Result<ArrowSchema> {
+    if target.open_if_exists().await?.is_some() {
+        return Err(Error::AlreadyExists(format!(
+            "'{}' already exists; --to writes a new dataset: choose another URI",
+            target.uri()
+        )));
+    }
+    let source_schema = ArrowSchema::from(source.schema());
+    if source_schema.field_with_name(to_column).is_ok() && !replace {
+        return Err(Error::AlreadyExists(format!(
+            "column '{to_column}' exists in the source; pass --replace to recompute it in the new \
+             dataset, or --to-column NAME for another column"
+        )));
+    }
+    let mut fields: Vec<Field> = source_schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != to_column)
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(vector_field(to_column, dim)?);
+    Ok(ArrowSchema::new(fields))
 }
 
 /// Run blocking compute without stalling the async runtime.
@@ -708,7 +779,8 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
     let options = task.embedder.clone();
     let embedder = compute(|| shared_embedder(&options))?;
     let dim = embedder.dim();
-    let checkpoints = Checkpoints::open(location, &dataset, &task.checkpoint).await?;
+    let written = task.output.as_ref().map_or(location, |(target, _)| target);
+    let checkpoints = Checkpoints::open(written, &task.checkpoint).await?;
     let field = vector_field(&task.to_column, dim)?;
     let out_schema: SchemaRef = Arc::new(ArrowSchema::new(vec![field.clone()]));
 
@@ -720,8 +792,8 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
     };
     for &id in &task.fragments {
         // A retried task keeps what its earlier attempt finished.
-        if let Some(done) = checkpoints.load(location, id).await? {
-            output.fragments.push(done);
+        if let Some(done) = checkpoints.load(written, id).await? {
+            output.fragments.push((id, done));
             output.resumed += 1;
             continue;
         }
@@ -732,6 +804,16 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
                 location.uri()
             ))
         })?;
+        if let (EmbedMode::NewDataset, Some((target, schema))) = (task.mode, &task.output) {
+            let (fragments, rows, tokens) =
+                copy_with_vectors(location, &fragment, &task.text, &embedder, target, schema)
+                    .await?;
+            checkpoints.save(written, id, &fragments).await?;
+            output.fragments.push((id, fragments));
+            output.rows += rows;
+            output.tokens += tokens;
+            continue;
+        }
         let (offsets, data, tokens) =
             embed_fragment(location, &fragment, &task.text, &embedder).await?;
         let done = match task.mode {
@@ -801,13 +883,149 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
                 holder.files = vec![group.1];
                 holder
             }
+            EmbedMode::NewDataset => {
+                return Err(Error::Internal(
+                    "a new-dataset embed task without an output".into(),
+                ))
+            }
         };
-        checkpoints.save(location, id, &done).await?;
-        output.fragments.push(done);
+        checkpoints
+            .save(written, id, std::slice::from_ref(&done))
+            .await?;
+        output.fragments.push((id, vec![done]));
         output.rows += offsets.len() as u64;
         output.tokens += tokens;
     }
     Ok(output)
+}
+
+/// New-dataset mode: read every column of a fragment's live rows, embed
+/// the text, and write the rows with their vectors as uncommitted fragments
+/// of the target dataset. Returns (fragments, rows, tokens).
+async fn copy_with_vectors(
+    location: &Location,
+    fragment: &FileFragment,
+    text: &TextSource,
+    embedder: &Embedder,
+    target: &Location,
+    schema: &ArrowSchema,
+) -> Result<(Vec<Fragment>, u64, u64)> {
+    let schema: SchemaRef = Arc::new(schema.clone());
+    let (vector, kept) = schema
+        .fields()
+        .split_last()
+        .ok_or_else(|| Error::Internal("empty output schema".into()))?;
+    let columns: Vec<&str> = kept.iter().map(|f| f.name().as_str()).collect();
+    let mut scanner = fragment.scan();
+    scanner
+        .project(&columns)
+        .map_err(|e| location.lance_error("read rows", e))?;
+    scanner.scan_in_order(true);
+    scanner.batch_size(READ_BATCH);
+    let mut stream = scanner
+        .try_into_stream()
+        .await
+        .map_err(|e| location.lance_error("read rows", e))?;
+    let dim = embedder.dim();
+    let mut batches = Vec::new();
+    let (mut rows, mut tokens) = (0u64, 0u64);
+    while let Some(batch) = stream
+        .try_next()
+        .await
+        .map_err(|e| location.lance_error("read rows", e))?
+    {
+        let texts = text.render(&batch)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (m, t) = compute(|| embedder.embed_with_stats(&refs))?;
+        tokens += t as u64;
+        rows += batch.num_rows() as u64;
+        let list = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            dim as i32,
+            Arc::new(Float32Array::from(m.data)),
+            None,
+        )
+        .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
+        let mut arrays = kept
+            .iter()
+            .map(|f| {
+                batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                    Error::Internal(format!("scan returned no column '{}'", f.name()))
+                })
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        arrays.push(Arc::new(list));
+        batches.push(
+            RecordBatch::try_new(schema.clone(), arrays)
+                .map_err(|e| Error::Internal(format!("rows with '{}': {e}", vector.name())))?,
+        );
+    }
+    if rows == 0 {
+        return Ok((Vec::new(), 0, 0)); // every row deleted
+    }
+    let lance_schema = LanceSchema::try_from(schema.as_ref())
+        .map_err(|e| Error::InvalidInput(format!("schema cannot be stored in Lance: {e}")))?;
+    target.pin_memory_store().await?;
+    let params = WriteParams {
+        store_params: Some(target.store_params()),
+        session: Some(target.session()),
+        ..Default::default()
+    };
+    let reader = RecordBatchIterator::new(
+        batches.into_iter().map(Ok::<_, arrow_schema::ArrowError>),
+        schema.clone(),
+    );
+    let mut fragments = FragmentCreateBuilder::new(target.uri())
+        .schema(&lance_schema)
+        .write_params(&params)
+        .write_fragments(reader)
+        .await
+        .map_err(|e| target.lance_error("write rows with vectors", e))?;
+    for f in &mut fragments {
+        f.id = 0; // assigned at commit
+    }
+    Ok((fragments, rows, tokens))
+}
+
+/// New-dataset mode: one `Overwrite` commit creates the target.
+async fn commit_new_dataset(plan: &EmbedPlan, done: BTreeMap<u32, Vec<Fragment>>) -> Result<u64> {
+    let (target, schema) = plan
+        .output
+        .as_ref()
+        .ok_or_else(|| Error::Internal("new-dataset plan without an output".into()))?;
+    // Source fragment order, so rows keep their order.
+    let fragments: Vec<Fragment> = done.into_values().flatten().collect();
+    ensure_invalid!(
+        !fragments.is_empty(),
+        "'{}' has no live rows; nothing was written",
+        plan.location.uri()
+    );
+    let operation = Operation::Overwrite {
+        fragments,
+        schema: LanceSchema::try_from(schema)
+            .map_err(|e| Error::InvalidInput(format!("schema cannot be stored in Lance: {e}")))?,
+        config_upsert_values: None,
+        initial_bases: None,
+    };
+    let transaction = TransactionBuilder::new(0, operation).build();
+    target.pin_memory_store().await?;
+    let dataset = CommitBuilder::new(target.uri())
+        .with_store_params(target.store_params())
+        .with_session(target.session())
+        .execute(transaction)
+        .await
+        .map_err(|e| target.lance_error("commit the new dataset", e))?;
+    Ok(dataset.version().version)
+}
+
+/// The one fragment a column-mode result holds.
+fn single(id: u32, mut fragments: Vec<Fragment>) -> Result<Fragment> {
+    match (fragments.pop(), fragments.is_empty()) {
+        (Some(f), true) => Ok(f),
+        _ => Err(Error::Internal(format!(
+            "fragment {id}: expected one result fragment"
+        ))),
+    }
 }
 
 fn chunk_batches(schema: &SchemaRef, column: ArrayRef) -> Result<Vec<RecordBatch>> {
@@ -828,14 +1046,9 @@ fn chunk_batches(schema: &SchemaRef, column: ArrayRef) -> Result<Vec<RecordBatch
 /// Commit every fragment's new data as one version.
 pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u64> {
     let location = &plan.location;
-    let dataset = location
-        .open(Some(&VersionSpec::Number(plan.read_version)))
-        .await?;
-    let mut done: BTreeMap<u32, Fragment> = plan.resumed.clone();
+    let mut done: BTreeMap<u32, Vec<Fragment>> = plan.resumed.clone();
     for output in outputs {
-        for f in output.fragments {
-            done.insert(f.id as u32, f);
-        }
+        done.extend(output.fragments);
     }
     for id in &plan.fragments {
         ensure_invalid!(
@@ -843,6 +1056,12 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
             "fragment {id} has no embeddings; nothing was committed (re-run the command)"
         );
     }
+    if plan.mode == EmbedMode::NewDataset {
+        return commit_new_dataset(plan, done).await;
+    }
+    let dataset = location
+        .open(Some(&VersionSpec::Number(plan.read_version)))
+        .await?;
     let operation = match plan.mode {
         EmbedMode::AddColumn => {
             let field = vector_field(&plan.to_column, plan.dim)?;
@@ -857,9 +1076,11 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
                 .get_fragments()
                 .iter()
                 .map(|f| {
-                    done.remove(&(f.id() as u32)).ok_or_else(|| {
-                        Error::Internal(format!("fragment {} was not embedded", f.id()))
-                    })
+                    let id = f.id() as u32;
+                    let result = done.remove(&id).ok_or_else(|| {
+                        Error::Internal(format!("fragment {id} was not embedded"))
+                    })?;
+                    single(id, result)
                 })
                 .collect::<Result<Vec<_>>>()?;
             Operation::Merge {
@@ -870,8 +1091,9 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
         }
         EmbedMode::Rewrite => {
             let replacements = done
-                .into_values()
-                .map(|f| {
+                .into_iter()
+                .map(|(id, result)| {
+                    let f = single(id, result)?;
                     let file = f.files.into_iter().next().ok_or_else(|| {
                         Error::Internal(format!("fragment {} has no replacement file", f.id))
                     })?;
@@ -879,6 +1101,9 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
                 })
                 .collect::<Result<Vec<_>>>()?;
             Operation::DataReplacement { replacements }
+        }
+        EmbedMode::NewDataset => {
+            return Err(Error::Internal("new-dataset commit in column mode".into()))
         }
     };
     let transaction = TransactionBuilder::new(plan.read_version, operation).build();
@@ -920,9 +1145,9 @@ pub async fn embed(
     let rows: u64 = outputs.iter().map(|o| o.rows).sum();
     let tokens: u64 = outputs.iter().map(|o| o.tokens).sum();
     let version = commit(&plan, outputs).await?;
-    let dataset = location.open(Some(&VersionSpec::Number(version))).await?;
-    let checkpoints = Checkpoints::open(location, &dataset, &plan.checkpoint).await?;
-    if let Err(e) = checkpoints.remove(location).await {
+    let written = plan.output.as_ref().map_or(location, |(target, _)| target);
+    let checkpoints = Checkpoints::open(written, &plan.checkpoint).await?;
+    if let Err(e) = checkpoints.remove(written).await {
         tracing::warn!(error = %e, "could not remove embed checkpoints");
     }
     let model = shared_embedder(&request.embedder)?
@@ -931,7 +1156,7 @@ pub async fn embed(
         .to_string();
     let seconds = started.elapsed().as_secs_f64();
     Ok(EmbedReport {
-        uri: location.uri().to_string(),
+        uri: written.uri().to_string(),
         column: plan.to_column.clone(),
         dim: plan.dim,
         mode: plan.mode,

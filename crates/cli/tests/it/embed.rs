@@ -210,8 +210,39 @@ fn embed_bad_input_exits_2_and_commits_nothing() {
         &run(&["embed", &uri, "--template", "{title: {text}"]),
         &["template"],
     );
+    fails_with(
+        &run(&["embed", &uri, "--column", "text", "--to", &uri]),
+        &["already exists", "choose another URI"],
+    );
+    fails_with(
+        &run(&[
+            "embed",
+            &uri,
+            "--column",
+            "text",
+            "--backend",
+            "ort",
+            "--onnx",
+            "/nowhere.onnx",
+        ]),
+        &["does not exist", "export_onnx.py"],
+    );
     let versions = json(&run(&["--json", "versions", &uri]));
     assert_eq!(versions.as_array().map(|v| v.len()), Some(1));
+    // --to writes a new dataset with the vectors; the source stays as it was.
+    let copy = dir.path().join("copy.lance");
+    ok(&run(&[
+        "-q",
+        "embed",
+        &uri,
+        "--column",
+        "text",
+        "--to",
+        copy.to_str().unwrap(),
+    ]));
+    let info = json(&run(&["--json", "info", copy.to_str().unwrap()]));
+    assert_eq!(info["rows"], 50, "{info}");
+    assert!(info.to_string().contains("\"vector\""), "{info}");
     ok(&run(&["-q", "embed", &uri, "--column", "text"]));
     fails_with(
         &run(&["embed", &uri, "--column", "text"]),

@@ -49,7 +49,9 @@ fn embedder() -> std::sync::Arc<Embedder> {
 
 #[test]
 fn golden_embeddings_match_sentence_transformers_on_every_backend() {
-    for backend in [Backend::Native, Backend::Candle] {
+    // ONNX Runtime is installed by scripts/setup.sh (onnxruntime wheel +
+    // scripts/export_onnx.py), so CI checks all three.
+    for backend in [Backend::Ort, Backend::Native, Backend::Candle] {
         let e = Embedder::load(&EmbedderOptions {
             backend,
             ..Default::default()
@@ -367,11 +369,113 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
         .unwrap()
         .replace("\"hidden_size\": 384", "\"hidden_size\": 768");
     std::fs::write(wrong.join("config.json"), config).unwrap();
-    req.embedder.model_dir = Some(wrong);
-    let err = run(req).await;
+    req.embedder.model_dir = Some(wrong.clone());
+    let err = run(req.clone()).await;
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
     assert!(err.to_string().contains("shape"), "{err}");
 
+    // The ONNX backend: a named export that is missing, corrupt, or of
+    // another width.
+    let real_onnx = lanceflow::onnx::find_onnx_model(None, &real).unwrap();
+    let mut req = EmbedRequest::new("text");
+    req.embedder.onnx = Some(dir.path().join("missing.onnx"));
+    let err = run(req.clone()).await;
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("export_onnx.py"), "{err}");
+    let corrupt = dir.path().join("corrupt.onnx");
+    std::fs::write(&corrupt, b"not a protobuf").unwrap();
+    req.embedder.onnx = Some(corrupt);
+    let err = run(req.clone()).await;
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("corrupt.onnx"), "{err}");
+    req.embedder.onnx = Some(real_onnx);
+    req.embedder.model_dir = Some(wrong);
+    let err = run(req).await;
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("returns shape"), "{err}");
+
     assert_eq!(latest_version(&loc).await, v);
     assert!(!dir.path().join("docs/_lanceflow").exists());
+}
+
+/// (id, title, text) of every row, in id order.
+async fn texts(loc: &Location) -> Vec<(i64, Option<String>, Option<String>)> {
+    let ds = loc.open(None).await.unwrap();
+    let mut scan = ds.scan();
+    scan.project(&["id", "title", "text"]).unwrap();
+    let batches: Vec<_> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
+        let titles = b.column(1).as_string::<i32>();
+        let bodies = b.column(2).as_string::<i32>();
+        for r in 0..b.num_rows() {
+            let s = |a: &arrow_array::StringArray| a.is_valid(r).then(|| a.value(r).to_string());
+            out.push((ids.value(r), s(titles), s(bodies)));
+        }
+    }
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_to_a_new_dataset_copies_every_column_and_leaves_the_source_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = text_dataset(dir.path(), "docs", 250, 60).await;
+    let mut ds = loc.open(None).await.unwrap();
+    ds.delete("id >= 240").await.unwrap();
+    let before = latest_version(&loc).await;
+    let target = local(dir.path(), "docs-embedded");
+    let mut req = EmbedRequest::new("text");
+    req.rows_per_task = 100;
+    req.output = Some(target.clone());
+
+    // Interrupted after one task, then resumed.
+    let plan = lanceflow::embed::plan(&loc, &req, 1).await.unwrap();
+    assert_eq!(plan.mode, EmbedMode::NewDataset);
+    assert_eq!(plan.tasks.len(), 4); // the fully deleted fragment is gone
+    lanceflow::embed::execute(plan.tasks[0].clone())
+        .await
+        .unwrap();
+    let report = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.mode, EmbedMode::NewDataset);
+    assert_eq!(report.resumed_fragments, 1);
+    assert_eq!(report.rows, 240 - 60);
+    assert_eq!(report.uri, target.uri());
+    assert_eq!(report.version, 1);
+
+    // The source is untouched; the target has every live row, every column
+    // and the vectors.
+    assert_eq!(latest_version(&loc).await, before);
+    assert!(loc
+        .open(None)
+        .await
+        .unwrap()
+        .schema()
+        .field("vector")
+        .is_none());
+    let source_rows = texts(&loc).await;
+    assert_eq!(source_rows.len(), 240);
+    assert_eq!(texts(&target).await, source_rows);
+    let rows = vectors(&target, "vector").await;
+    assert_eq!(rows.len(), 240);
+    check_vectors(&rows, &embedder());
+    let ckpt = dir.path().join("docs-embedded").join(&report.checkpoint);
+    assert!(!ckpt.exists(), "{}", ckpt.display());
+
+    // The target exists now: refused, nothing written.
+    let err = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert!(err.to_string().contains("choose another URI"), "{err}");
+    assert_eq!(latest_version(&target).await, 1);
 }
