@@ -211,6 +211,59 @@ pub struct EmbedArgs {
 pub enum IndexCommand {
     /// Vector index: IVF_FLAT, IVF_SQ, IVF_PQ (or IVF_HNSW_SQ / IVF_HNSW_PQ).
     Vector(Box<VectorIndexArgs>),
+    /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP.
+    Scalar(Box<ScalarIndexArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ScalarIndexArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// The column to index.
+    #[arg(long)]
+    pub column: String,
+    /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM or ZONEMAP.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub index_type: String,
+    /// Index name (default: <column>_idx).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Rebuild an existing index of that name.
+    #[arg(long, overrides_with = "no_replace")]
+    pub replace: bool,
+    /// Refuse an existing index of that name (the default).
+    #[arg(long)]
+    pub no_replace: bool,
+    /// Index only these fragments (comma-separated ids).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub fragments: Option<Vec<u32>>,
+    /// Rows per segment (default: one segment per worker).
+    #[arg(long, value_name = "R")]
+    pub rows_per_segment: Option<u64>,
+    /// INVERTED: store token positions (needed for --phrase searches).
+    #[arg(long)]
+    pub with_position: bool,
+    /// INVERTED: simple, whitespace, raw or ngram.
+    #[arg(long, value_name = "NAME")]
+    pub base_tokenizer: Option<String>,
+    /// INVERTED: language for stemming and stop words (English, French, ...).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// INVERTED: lower-case tokens (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub lower_case: Option<bool>,
+    /// INVERTED: stem tokens (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub stem: Option<bool>,
+    /// INVERTED: drop stop words (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub remove_stop_words: Option<bool>,
+    /// INVERTED: fold accents to ASCII (default true).
+    #[arg(long, value_name = "BOOL")]
+    pub ascii_folding: Option<bool>,
+    /// INVERTED: drop tokens longer than N characters (default 40).
+    #[arg(long, value_name = "N")]
+    pub max_token_length: Option<usize>,
 }
 
 #[derive(Debug, Args)]

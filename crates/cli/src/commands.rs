@@ -16,8 +16,8 @@ use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 
 use crate::args::{
     BenchCommand, Cli, Command, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
-    IndexCommand, IngestArgs, SearchCommand, TagCommand, VectorIndexArgs, VectorSearchArgs,
-    VersionArgs,
+    IndexCommand, IngestArgs, ScalarIndexArgs, SearchCommand, TagCommand, VectorIndexArgs,
+    VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
 
@@ -106,6 +106,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Index(IndexCommand::Vector(args)) => index_vector(&ctx, *args, out).await,
+        Command::Index(IndexCommand::Scalar(args)) => index_scalar(&ctx, *args, out).await,
         Command::Search(SearchCommand::Vector(args)) => search_vector(&ctx, *args, out).await,
         Command::Generate(GenerateCommand::Vectors {
             out: file,
@@ -503,6 +504,57 @@ async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -> Result<()
         report.seconds,
         report.rows_per_second,
         report.tasks
+    )?;
+    Ok(())
+}
+
+async fn index_scalar(ctx: &Context, args: ScalarIndexArgs, out: &mut dyn Write) -> Result<()> {
+    use lanceflow::scalar_index::{FtsOptions, ScalarIndexRequest, ScalarIndexType};
+    let location = ctx.location(&args.uri)?;
+    let request = ScalarIndexRequest {
+        column: args.column,
+        index_type: ScalarIndexType::parse(&args.index_type)?,
+        name: args.name,
+        replace: args.replace && !args.no_replace,
+        fragments: args.fragments,
+        rows_per_segment: args.rows_per_segment,
+        fts: FtsOptions {
+            with_position: args.with_position,
+            base_tokenizer: args.base_tokenizer,
+            language: args.language,
+            lower_case: args.lower_case,
+            stem: args.stem,
+            remove_stop_words: args.remove_stop_words,
+            ascii_folding: args.ascii_folding,
+            max_token_length: args.max_token_length,
+        },
+    };
+    let progress = progress_for(ctx.quiet);
+    let report = lanceflow::scalar_index::create_scalar_index(
+        &location,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    writeln!(
+        out,
+        "built {} index '{}' on '{}' of {}: {} rows in {} fragment(s), {} segment(s), version {} \
+         in {:.2}s (build {:.2}s, commit {:.2}s)",
+        report.index_type.as_str(),
+        report.name,
+        report.column,
+        report.uri,
+        report.rows_indexed,
+        report.fragments,
+        report.segments,
+        report.version,
+        report.seconds,
+        report.build_seconds,
+        report.commit_seconds
     )?;
     Ok(())
 }

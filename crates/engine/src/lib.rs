@@ -35,6 +35,7 @@ pub mod ingest;
 pub mod input;
 pub mod onnx;
 pub mod progress;
+pub mod scalar_index;
 pub mod search;
 pub mod storage;
 pub mod task;

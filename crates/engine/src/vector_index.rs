@@ -604,29 +604,7 @@ pub async fn plan(
         .unwrap_or_else(|| format!("{column}_idx"));
     ensure_invalid!(!name.trim().is_empty(), "--name must not be empty");
 
-    let existing = dataset
-        .load_indices_by_name(&name)
-        .await
-        .map_err(|e| location.lance_error("list indices", e))?;
-    if let Some(first) = existing.first() {
-        let on = first
-            .fields
-            .first()
-            .and_then(|id| dataset.schema().field_by_id(*id))
-            .map(|f| f.name.clone())
-            .unwrap_or_default();
-        if on != column {
-            return Err(Error::AlreadyExists(format!(
-                "an index named '{name}' already exists on column '{on}'; choose another --name"
-            )));
-        }
-        if !request.replace {
-            return Err(Error::AlreadyExists(format!(
-                "an index named '{name}' already exists on '{column}'; pass --replace to rebuild \
-                 it or choose another --name"
-            )));
-        }
-    }
+    check_index_name(location, &dataset, &name, column, request.replace).await?;
 
     let fragments = fragment_rows(location, &dataset).await?;
     let rows: u64 = fragments.iter().map(|f| f.1).sum();
@@ -840,13 +818,53 @@ pub async fn execute(task: VectorSegmentTask) -> Result<VectorSegmentOutput> {
         .execute_uncommitted()
         .await
         .map_err(|e| location.lance_error("build index segment", e))?;
-    let bytes = pb::IndexMetadata::from(&segment).encode_to_vec();
     Ok(VectorSegmentOutput {
         uuid: segment.uuid.to_string(),
-        segment: base64::engine::general_purpose::STANDARD.encode(bytes),
+        segment: encode_segment(&segment),
         fragments: task.fragments,
         rows: task.rows,
     })
+}
+
+/// A segment as a worker returns it: lance's protobuf, base64.
+pub(crate) fn encode_segment(segment: &IndexMetadata) -> String {
+    let bytes = pb::IndexMetadata::from(segment).encode_to_vec();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// An index `name` may be (re)built on `column`: no index of that name on
+/// another column, and an existing one only with `replace`.
+pub(crate) async fn check_index_name(
+    location: &Location,
+    dataset: &Dataset,
+    name: &str,
+    column: &str,
+    replace: bool,
+) -> Result<()> {
+    let existing = dataset
+        .load_indices_by_name(name)
+        .await
+        .map_err(|e| location.lance_error("list indices", e))?;
+    if let Some(first) = existing.first() {
+        let on = first
+            .fields
+            .first()
+            .and_then(|id| dataset.schema().field_by_id(*id))
+            .map(|f| f.name.clone())
+            .unwrap_or_default();
+        if on != column {
+            return Err(Error::AlreadyExists(format!(
+                "an index named '{name}' already exists on column '{on}'; choose another --name"
+            )));
+        }
+        if !replace {
+            return Err(Error::AlreadyExists(format!(
+                "an index named '{name}' already exists on '{column}'; pass --replace to rebuild \
+                 it or choose another --name"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Decode a segment a worker returned.

@@ -7,6 +7,7 @@
 use crate::embed::EmbedOp;
 use crate::error::{Error, Result};
 use crate::ingest::IngestOp;
+use crate::scalar_index::ScalarSegmentOp;
 use crate::search::VectorSearchOp;
 use crate::task::{execute_spec, DistributedOp, TaskSpec};
 use crate::vector_index::VectorSegmentOp;
@@ -16,6 +17,7 @@ pub const OPERATIONS: &[&str] = &[
     IngestOp::NAME,
     EmbedOp::NAME,
     VectorSegmentOp::NAME,
+    ScalarSegmentOp::NAME,
     VectorSearchOp::NAME,
 ];
 
@@ -26,6 +28,7 @@ pub async fn execute_task(spec: &TaskSpec) -> Result<serde_json::Value> {
         IngestOp::NAME => execute_spec::<IngestOp>(spec).await,
         EmbedOp::NAME => execute_spec::<EmbedOp>(spec).await,
         VectorSegmentOp::NAME => execute_spec::<VectorSegmentOp>(spec).await,
+        ScalarSegmentOp::NAME => execute_spec::<ScalarSegmentOp>(spec).await,
         VectorSearchOp::NAME => execute_spec::<VectorSearchOp>(spec).await,
         #[cfg(test)]
         tests_support::FlakyOp::NAME => execute_spec::<tests_support::FlakyOp>(spec).await,

@@ -3,5 +3,6 @@
 mod common;
 mod embed;
 mod ingest;
+mod scalar;
 mod vector;
 mod versions;

@@ -1,0 +1,365 @@
+//! Distributed scalar and full-text indexes against single-process builds
+//! and plain scans.
+
+use std::io::Write;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use lance::index::DatasetIndexExt;
+use lance_index::scalar::{FullTextSearchQuery, InvertedIndexParams};
+use lance_index::IndexType;
+use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
+use lanceflow::progress::NoProgress;
+use lanceflow::scalar_index::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
+use lanceflow::{Error, LocalExecutor, Location};
+
+use crate::common::*;
+
+const WORDS: &[&str] = &[
+    "deep",
+    "learning",
+    "health",
+    "care",
+    "river",
+    "bank",
+    "money",
+    "music",
+    "quiet",
+    "storm",
+    "garden",
+    "engine",
+    "poem",
+    "winter",
+    "market",
+    "signal",
+    "bridge",
+    "ocean",
+    "neural",
+    "network",
+    "clinic",
+    "patient",
+    "diagnosis",
+    "image",
+];
+const COLOURS: &[&str] = &["red", "green", "blue", "black"];
+
+fn word(i: usize, j: usize) -> &'static str {
+    // Skewed so some words are common and some rare: scores differ.
+    WORDS[((i * 31 + j * 17) % 97 * (j + 1)) % WORDS.len()]
+}
+
+/// `n` records: id, category (4 values), tags (list), title, text.
+fn write_records(dir: &Path, name: &str, n: usize) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..n {
+        let text: Vec<&str> = (0..(4 + i % 13)).map(|j| word(i, j)).collect();
+        let tags: Vec<&str> = (0..(i % 3)).map(|j| COLOURS[(i + j) % 4]).collect();
+        writeln!(
+            f,
+            "{}",
+            serde_json::json!({
+                "id": i as i64,
+                "category": COLOURS[i % 4],
+                "tags": tags,
+                "title": format!("doc {i} {}", word(i, 99)),
+                "text": text.join(" "),
+            })
+        )
+        .unwrap();
+    }
+    path
+}
+
+async fn dataset(dir: &Path, name: &str, n: usize, per: usize) -> Location {
+    let file = write_records(dir, &format!("{name}.jsonl"), n);
+    let loc = local(dir, name);
+    let mut req = IngestRequest::new(vec![file], WriteMode::Create);
+    req.max_rows_per_file = per;
+    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap();
+    loc
+}
+
+/// (id, score) of a full-text query, in result order.
+async fn fts(loc: &Location, query: FullTextSearchQuery) -> Vec<(i64, f32)> {
+    let ds = loc.open(None).await.unwrap();
+    let mut scan = ds.scan();
+    scan.project(&["id"]).unwrap();
+    scan.full_text_search(query).unwrap();
+    scan.limit(Some(20), None).unwrap();
+    let batches: Vec<RecordBatch> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let ids = b
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Int64Type>();
+        let scores = b
+            .column_by_name("_score")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float32Type>();
+        for r in 0..b.num_rows() {
+            out.push((ids.value(r), scores.value(r)));
+        }
+    }
+    out
+}
+
+/// Sorted ids matching `filter`, with or without scalar indexes, and the plan.
+async fn filtered(loc: &Location, filter: &str, use_index: bool) -> (Vec<i64>, String) {
+    let ds = loc.open(None).await.unwrap();
+    let mut scan = ds.scan();
+    scan.project(&["id"]).unwrap();
+    scan.filter(filter).unwrap();
+    scan.use_scalar_index(use_index);
+    let plan = scan.explain_plan(false).await.unwrap();
+    let batches: Vec<RecordBatch> = scan
+        .try_into_stream()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    ids.sort_unstable();
+    (ids, plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_fts_ranks_exactly_like_a_single_process_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dataset(dir.path(), "ours", 900, 100).await;
+    let theirs = dataset(dir.path(), "theirs", 900, 100).await;
+
+    let mut req = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
+    req.fts.with_position = true;
+    let report = create_scalar_index(&ours, &req, &LocalExecutor::new(3), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.segments, 3);
+    assert_eq!(report.fragments, 9);
+    assert_eq!(report.rows_indexed, 900);
+    assert_eq!(report.version, report.read_version + 1);
+    let mut ds = theirs.open(None).await.unwrap();
+    ds.create_index(
+        &["text"],
+        IndexType::Inverted,
+        Some("text_idx".into()),
+        &InvertedIndexParams::default().with_position(true),
+        false,
+    )
+    .await
+    .unwrap();
+
+    let queries = [
+        FullTextSearchQuery::new("deep learning health care".into()),
+        FullTextSearchQuery::new("patient".into()),
+        FullTextSearchQuery::new("ocean storm bridge".into()),
+        FullTextSearchQuery::new_query(
+            // Two consecutive words of row 5's text.
+            lance_index::scalar::inverted::query::PhraseQuery::new(format!(
+                "{} {}",
+                word(5, 1),
+                word(5, 2)
+            ))
+            .into(),
+        ),
+    ];
+    for q in queries {
+        let a = fts(&ours, q.clone()).await;
+        let b = fts(&theirs, q.clone()).await;
+        assert!(!a.is_empty(), "{q:?} found nothing");
+        assert_eq!(a.len(), b.len(), "{q:?}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x.1 - y.1).abs() < 1e-5, "{q:?}: {a:?} vs {b:?}");
+        }
+        // Same rows in the same order, up to ties (equal scores); rows tied
+        // with the last one may differ (which of them makes the cut is
+        // arbitrary in both).
+        let last = a.last().map(|r| r.1).unwrap_or(0.0);
+        let ids = |v: &[(i64, f32)]| {
+            let mut s: Vec<(i64, i64)> = v
+                .iter()
+                .filter(|r| (r.1 - last).abs() >= 1e-5)
+                .map(|r| ((r.1 * 1e4).round() as i64, r.0))
+                .collect();
+            s.sort_unstable();
+            s
+        };
+        assert_eq!(ids(&a), ids(&b), "{q:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalar_indexes_filter_like_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dataset(dir.path(), "docs", 700, 100).await;
+    let exec = LocalExecutor::new(2);
+    let cases = [
+        (
+            "id",
+            ScalarIndexType::Btree,
+            "id >= 250 AND id < 333",
+            "BTree",
+        ),
+        (
+            "category",
+            ScalarIndexType::Bitmap,
+            "category = 'blue'",
+            "Bitmap",
+        ),
+        (
+            "tags",
+            ScalarIndexType::LabelList,
+            "array_has_any(tags, ['red'])",
+            "LabelList",
+        ),
+        (
+            "title",
+            ScalarIndexType::Ngram,
+            "contains(title, 'oc 12')",
+            "NGram",
+        ),
+    ];
+    for (column, kind, filter, shown) in cases {
+        let report = create_scalar_index(
+            &loc,
+            &ScalarIndexRequest::new(column, kind),
+            &exec,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.segments, 2, "{column}");
+        let (indexed, plan) = filtered(&loc, filter, true).await;
+        let (scanned, _) = filtered(&loc, filter, false).await;
+        assert!(!scanned.is_empty(), "{filter}");
+        assert_eq!(indexed, scanned, "{filter}");
+        assert!(
+            plan.contains("ScalarIndexQuery") && plan.contains(shown),
+            "{filter}: index not used:\n{plan}"
+        );
+    }
+    // A zone map on the same column as the BTREE, by another name.
+    let mut zm = ScalarIndexRequest::new("id", ScalarIndexType::Zonemap);
+    zm.name = Some("id_zones".into());
+    create_scalar_index(&loc, &zm, &exec, &NoProgress)
+        .await
+        .unwrap();
+    let ds = loc.open(None).await.unwrap();
+    let names: Vec<String> = ds
+        .load_indices()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    assert!(names.contains(&"id_zones".to_string()), "{names:?}");
+
+    // --fragments: only those are covered.
+    let mut part = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
+    part.fragments = Some(vec![0, 2]);
+    let report = create_scalar_index(&loc, &part, &exec, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(report.rows_indexed, 200);
+    let ds = loc.open(None).await.unwrap();
+    let covered: Vec<u32> = ds
+        .load_indices_by_name("text_idx")
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            i.fragment_bitmap
+                .as_ref()
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut covered = covered;
+    covered.sort_unstable();
+    assert_eq!(covered, vec![0, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_scalar_index_input_is_refused_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dataset(dir.path(), "docs", 100, 50).await;
+    let exec = LocalExecutor::new(2);
+    let run = |req: ScalarIndexRequest| {
+        let loc = loc.clone();
+        let exec = exec.clone();
+        async move {
+            create_scalar_index(&loc, &req, &exec, &NoProgress)
+                .await
+                .unwrap_err()
+        }
+    };
+    let before = latest_version(&loc).await;
+
+    let err = run(ScalarIndexRequest::new("id", ScalarIndexType::Inverted)).await;
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("column 'id' is Int64"), "{err}");
+    let err = run(ScalarIndexRequest::new("tags", ScalarIndexType::Btree)).await;
+    assert!(err.to_string().contains("LABEL_LIST"), "{err}");
+    let err = run(ScalarIndexRequest::new("body", ScalarIndexType::Btree)).await;
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("columns: category, id"), "{err}");
+    let mut req = ScalarIndexRequest::new("id", ScalarIndexType::Btree);
+    req.fts.with_position = true;
+    let err = run(req).await;
+    assert!(err.to_string().contains("only apply to INVERTED"), "{err}");
+    let mut req = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
+    req.fts.language = Some("Klingon".into());
+    let err = run(req).await;
+    assert!(err.to_string().contains("--language"), "{err}");
+    let mut req = ScalarIndexRequest::new("id", ScalarIndexType::Btree);
+    req.fragments = Some(vec![0, 7]);
+    let err = run(req).await;
+    assert!(err.to_string().contains("fragment(s) 7"), "{err}");
+    assert_eq!(latest_version(&loc).await, before);
+
+    // An existing name needs --replace; with it, the index is rebuilt.
+    create_scalar_index(
+        &loc,
+        &ScalarIndexRequest::new("id", ScalarIndexType::Btree),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let err = run(ScalarIndexRequest::new("id", ScalarIndexType::Btree)).await;
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
+    assert!(err.to_string().contains("--replace"), "{err}");
+    let mut other = ScalarIndexRequest::new("category", ScalarIndexType::Bitmap);
+    other.name = Some("id_idx".into());
+    let err = run(other).await;
+    assert!(err.to_string().contains("on column 'id'"), "{err}");
+    let mut again = ScalarIndexRequest::new("id", ScalarIndexType::Btree);
+    again.replace = true;
+    create_scalar_index(&loc, &again, &exec, &NoProgress)
+        .await
+        .unwrap();
+    let ds = loc.open(None).await.unwrap();
+    assert_eq!(ds.load_indices_by_name("id_idx").await.unwrap().len(), 2);
+    assert_eq!(latest_version(&loc).await, before + 2);
+}
