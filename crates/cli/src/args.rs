@@ -327,6 +327,96 @@ pub struct VectorIndexArgs {
 pub enum SearchCommand {
     /// Nearest neighbours of one or many query vectors.
     Vector(Box<VectorSearchArgs>),
+    /// Full-text (BM25) search over the INVERTED-indexed columns.
+    Text(Box<TextSearchArgs>),
+    /// Vector + full-text search of one query, fused (RRF or linear).
+    Hybrid(Box<HybridSearchArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct TextSearchArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// The words to search for.
+    #[arg(long)]
+    pub query: String,
+    /// Hits to return.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub k: usize,
+    /// Indexed text columns to search (default: every full-text-indexed column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub search_columns: Option<Vec<String>>,
+    /// Match the words as one phrase (the index needs --with-position).
+    #[arg(long)]
+    pub phrase: bool,
+    /// SQL predicate applied before ranking.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Columns to return (default: every non-vector column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub columns: Option<Vec<String>>,
+    #[command(flatten)]
+    pub at: VersionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HybridSearchArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// The query: searched as words and, embedded, as a vector.
+    #[arg(long, value_name = "TEXT")]
+    pub query_text: String,
+    /// Use this query vector instead of embedding the text (inline JSON or a file).
+    #[arg(long, value_name = "FILE|JSON")]
+    pub query_vector: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Fused hits to return.
+    #[arg(long, short = 'k', default_value_t = 10)]
+    pub k: usize,
+    /// Depth of the vector leg.
+    #[arg(long, default_value_t = 20)]
+    pub vector_k: usize,
+    /// Depth of the text leg.
+    #[arg(long, default_value_t = 20)]
+    pub text_k: usize,
+    /// rrf (reciprocal rank fusion) or linear (min-max normalised scores).
+    #[arg(long, default_value = "rrf")]
+    pub fusion: String,
+    /// RRF constant k.
+    #[arg(long, default_value_t = 60.0)]
+    pub rrf_k: f64,
+    /// Weights of the vector and text legs.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "WV,WT",
+        default_value = "1,1"
+    )]
+    pub weights: Vec<f64>,
+    /// Vector column (default: the dataset's only vector column).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Indexed text columns to search (default: every full-text-indexed column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub search_columns: Option<Vec<String>>,
+    /// IVF partitions probed.
+    #[arg(long)]
+    pub nprobes: Option<usize>,
+    /// Re-rank refine × k candidates by exact distance.
+    #[arg(long, value_name = "F")]
+    pub refine_factor: Option<u32>,
+    /// SQL predicate applied to both legs before ranking.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Columns to return (default: every non-vector column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub columns: Option<Vec<String>>,
+    /// Print each leg's latency.
+    #[arg(long)]
+    pub timings: bool,
+    #[command(flatten)]
+    pub at: VersionArgs,
 }
 
 #[derive(Debug, Args)]

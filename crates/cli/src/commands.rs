@@ -16,8 +16,8 @@ use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 
 use crate::args::{
     BenchCommand, Cli, Command, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
-    IndexCommand, IngestArgs, ScalarIndexArgs, SearchCommand, TagCommand, VectorIndexArgs,
-    VectorSearchArgs, VersionArgs,
+    HybridSearchArgs, IndexCommand, IngestArgs, ScalarIndexArgs, SearchCommand, TagCommand,
+    TextSearchArgs, VectorIndexArgs, VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
 
@@ -108,6 +108,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Index(IndexCommand::Vector(args)) => index_vector(&ctx, *args, out).await,
         Command::Index(IndexCommand::Scalar(args)) => index_scalar(&ctx, *args, out).await,
         Command::Search(SearchCommand::Vector(args)) => search_vector(&ctx, *args, out).await,
+        Command::Search(SearchCommand::Text(args)) => search_text(&ctx, *args, out).await,
+        Command::Search(SearchCommand::Hybrid(args)) => search_hybrid(&ctx, *args, out).await,
         Command::Generate(GenerateCommand::Vectors {
             out: file,
             rows,
@@ -645,6 +647,145 @@ async fn search_vector(ctx: &Context, args: VectorSearchArgs, out: &mut dyn Writ
         return print_json(out, &serde_json::json!({ "results": results.results }));
     }
     print_search(out, &results)
+}
+
+async fn search_text(ctx: &Context, args: TextSearchArgs, out: &mut dyn Write) -> Result<()> {
+    use lanceflow::text_search::TextSearchRequest;
+    let location = ctx.location(&args.uri)?;
+    let at = version_spec(&args.at);
+    let request = TextSearchRequest {
+        query: args.query,
+        k: args.k,
+        search_columns: args.search_columns,
+        phrase: args.phrase,
+        filter: args.filter,
+        columns: args.columns,
+    };
+    let results = lanceflow::text_search::search_text(&location, at.as_ref(), &request).await?;
+    if ctx.json {
+        return print_json(
+            out,
+            &serde_json::json!({ "results": [{ "query": 0, "hits": results.hits }] }),
+        );
+    }
+    writeln!(
+        out,
+        "version {}, full-text over {}, {:.1} ms",
+        results.version,
+        results.searched.join(", "),
+        results.seconds * 1000.0
+    )?;
+    if results.hits.is_empty() {
+        writeln!(out, "  (no hits)")?;
+    }
+    for (rank, hit) in results.hits.iter().enumerate() {
+        writeln!(
+            out,
+            "  {:>3}. {:.4}  row {}  {}",
+            rank + 1,
+            hit.score,
+            hit.row_id,
+            fields_line(&hit.fields)
+        )?;
+    }
+    Ok(())
+}
+
+fn fields_line(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", short_value(v)))
+        .collect::<Vec<_>>()
+        .join("  ")
+}
+
+async fn search_hybrid(ctx: &Context, args: HybridSearchArgs, out: &mut dyn Write) -> Result<()> {
+    use lanceflow::text_search::{Fusion, HybridRequest, TextSearchRequest};
+    let location = ctx.location(&args.uri)?;
+    let at = version_spec(&args.at);
+    let fusion = Fusion::parse(&args.fusion)?;
+    let text = TextSearchRequest {
+        query: args.query_text.clone(),
+        k: args.text_k,
+        search_columns: args.search_columns,
+        phrase: false,
+        filter: args.filter.clone(),
+        columns: args.columns.clone(),
+    };
+    anyhow::ensure!(
+        !args.query_text.trim().is_empty(),
+        lanceflow::Error::InvalidInput(
+            "the query text is empty; give some words to search for".into()
+        )
+    );
+    let queries = match &args.query_vector {
+        Some(v) => lanceflow::vectors::load_queries(v)?,
+        None => {
+            let options = args.model.options();
+            let query = args.query_text.clone();
+            tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
+                let embedder = lanceflow::embedder::shared_embedder(&options)?;
+                Ok(embedder.embed(&[query.as_str()])?)
+            })
+            .await??
+        }
+    };
+    let mut vector = VectorSearchRequest::new(queries, args.vector_k);
+    vector.column = args.column;
+    vector.nprobes = args.nprobes;
+    vector.refine_factor = args.refine_factor;
+    let request = HybridRequest {
+        text,
+        vector,
+        k: args.k,
+        fusion,
+        rrf_k: args.rrf_k,
+        weights: args.weights,
+    };
+    let results = lanceflow::text_search::search_hybrid(&location, at.as_ref(), &request).await?;
+    if ctx.json {
+        let mut value = serde_json::json!({ "results": [{ "query": 0, "hits": results.hits }] });
+        if args.timings {
+            value["timings"] = serde_json::json!({
+                "vector_seconds": results.vector_seconds,
+                "text_seconds": results.text_seconds,
+                "seconds": results.seconds,
+            });
+        }
+        return print_json(out, &value);
+    }
+    writeln!(
+        out,
+        "version {}, hybrid ({}), {:.1} ms",
+        results.version,
+        args.fusion.to_ascii_lowercase(),
+        results.seconds * 1000.0
+    )?;
+    if args.timings {
+        writeln!(
+            out,
+            "  legs (concurrent): vector {:.1} ms, text {:.1} ms",
+            results.vector_seconds * 1000.0,
+            results.text_seconds * 1000.0
+        )?;
+    }
+    if results.hits.is_empty() {
+        writeln!(out, "  (no hits)")?;
+    }
+    let rank = |r: Option<usize>| r.map_or("-".to_string(), |r| r.to_string());
+    for (i, hit) in results.hits.iter().enumerate() {
+        writeln!(
+            out,
+            "  {:>3}. {:.5}  row {}  (vector #{}, text #{})  {}",
+            i + 1,
+            hit.score,
+            hit.row_id,
+            rank(hit.vector_rank),
+            rank(hit.text_rank),
+            fields_line(&hit.fields)
+        )?;
+    }
+    Ok(())
 }
 
 fn print_search(out: &mut dyn Write, results: &SearchResults) -> Result<()> {

@@ -39,6 +39,7 @@ pub mod scalar_index;
 pub mod search;
 pub mod storage;
 pub mod task;
+pub mod text_search;
 pub mod vector_index;
 pub mod vectors;
 pub mod versions;

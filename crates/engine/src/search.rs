@@ -422,7 +422,7 @@ pub async fn search_vectors(
     search_in(location, dataset, request, parallelism).await
 }
 
-async fn search_in(
+pub(crate) async fn search_in(
     location: &Location,
     dataset: Arc<Dataset>,
     request: &VectorSearchRequest,

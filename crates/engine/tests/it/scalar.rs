@@ -363,3 +363,123 @@ async fn bad_scalar_index_input_is_refused_and_commits_nothing() {
     assert_eq!(ds.load_indices_by_name("id_idx").await.unwrap().len(), 2);
     assert_eq!(latest_version(&loc).await, before + 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_and_hybrid_search_with_filters_and_fusion() {
+    use lanceflow::embed::{embed, EmbedRequest};
+    use lanceflow::search::VectorSearchRequest;
+    use lanceflow::text_search::{
+        search_hybrid, search_text, Fusion, HybridRequest, TextSearchRequest,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dataset(dir.path(), "docs", 300, 100).await;
+    let exec = LocalExecutor::new(2);
+
+    // No full-text index yet: the error says how to build one.
+    let err = search_text(&loc, None, &TextSearchRequest::new("deep", 5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+    assert!(err.to_string().contains("--type INVERTED"), "{err}");
+
+    for column in ["title", "text"] {
+        let mut req = ScalarIndexRequest::new(column, ScalarIndexType::Inverted);
+        req.fts.with_position = true;
+        create_scalar_index(&loc, &req, &exec, &NoProgress)
+            .await
+            .unwrap();
+    }
+    let mut req = TextSearchRequest::new("deep learning health", 10);
+    let all = search_text(&loc, None, &req).await.unwrap();
+    assert_eq!(all.searched, vec!["text", "title"]);
+    assert_eq!(all.hits.len(), 10);
+    assert!(all.hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // A filter applies before ranking: every hit passes it, and there are
+    // still k of them.
+    req.filter = Some("category = 'red'".into());
+    let red = search_text(&loc, None, &req).await.unwrap();
+    assert_eq!(red.hits.len(), 10);
+    assert!(red.hits.iter().all(|h| h.fields["category"] == "red"));
+
+    // Phrase search on one column.
+    let mut phrase = TextSearchRequest::new(format!("{} {}", word(5, 1), word(5, 2)), 50);
+    phrase.phrase = true;
+    phrase.search_columns = Some(vec!["text".into()]);
+    let hits = search_text(&loc, None, &phrase).await.unwrap().hits;
+    assert!(hits.iter().any(|h| h.fields["id"] == 5), "{hits:?}");
+    assert!(hits.iter().all(|h| h.fields["text"]
+        .as_str()
+        .unwrap()
+        .contains(phrase.query.as_str())));
+
+    // Bad input.
+    let err = search_text(&loc, None, &TextSearchRequest::new("  ", 5))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("query text is empty"), "{err}");
+    let mut bad = TextSearchRequest::new("deep", 5);
+    bad.search_columns = Some(vec!["category".into()]);
+    let err = search_text(&loc, None, &bad).await.unwrap_err();
+    assert!(err.to_string().contains("no full-text index"), "{err}");
+
+    // Hybrid: without vectors it names what is missing.
+    let e = lanceflow::embedder::shared_embedder(&Default::default()).unwrap();
+    let query = "deep learning health care";
+    let qv = e.embed(&[query]).unwrap();
+    let hybrid = |weights: Vec<f64>, fusion: Fusion| HybridRequest {
+        text: TextSearchRequest::new(query, 20),
+        vector: VectorSearchRequest::new(qv.clone(), 20),
+        k: 10,
+        fusion,
+        rrf_k: 60.0,
+        weights,
+    };
+    let err = search_hybrid(&loc, None, &hybrid(vec![1.0, 1.0], Fusion::Rrf))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("vector"), "{err}");
+
+    embed(&loc, &EmbedRequest::new("text"), &exec, &NoProgress)
+        .await
+        .unwrap();
+    let fused = search_hybrid(&loc, None, &hybrid(vec![1.0, 1.0], Fusion::Rrf))
+        .await
+        .unwrap();
+    assert_eq!(fused.hits.len(), 10);
+    for h in &fused.hits {
+        let expected: f64 = [h.vector_rank, h.text_rank]
+            .iter()
+            .flatten()
+            .map(|r| 1.0 / (60.0 + *r as f64))
+            .sum();
+        assert!((h.score - expected).abs() < 1e-12, "{h:?}");
+    }
+    assert!(fused
+        .hits
+        .iter()
+        .any(|h| h.vector_rank.is_some() && h.text_rank.is_some()));
+    // Text weight only: the text ranking, with the same rows' columns.
+    let text_only = search_hybrid(&loc, None, &hybrid(vec![0.0, 1.0], Fusion::Linear))
+        .await
+        .unwrap();
+    let plain = search_text(&loc, None, &TextSearchRequest::new(query, 10))
+        .await
+        .unwrap();
+    let a: Vec<(u64, &serde_json::Value)> = text_only
+        .hits
+        .iter()
+        .map(|h| (h.row_id, &h.fields["id"]))
+        .collect();
+    let b: Vec<(u64, &serde_json::Value)> = plain
+        .hits
+        .iter()
+        .map(|h| (h.row_id, &h.fields["id"]))
+        .collect();
+    assert_eq!(a, b);
+    let err = search_hybrid(&loc, None, &hybrid(vec![1.0], Fusion::Rrf))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("give two"), "{err}");
+}
