@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (local executor, local disk):
 # WordNet → JSONL → Lance dataset → info → embeddings → distributed vector
-# index → searches by text. Later stages (FTS, hybrid, maintenance) extend
-# this same script.
+# index → full-text indexes → vector, full-text and hybrid searches. Later
+# stages (maintenance, Ray) extend this same script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -12,7 +12,7 @@ mkdir -p "$WORK"
 
 if [ -f /usr/share/wordnet/data.noun ]; then
   # 20,000 synsets spread over all of WordNet keep the job to a few minutes on
-  # two cores (embedding runs at ~200 glosses/s there); LANCEFLOW_DEMO_SAMPLE=0
+  # two cores (embedding runs at ~240 glosses/s there); LANCEFLOW_DEMO_SAMPLE=0
   # takes all ~117k.
   SAMPLE="${LANCEFLOW_DEMO_SAMPLE:-20000}"
   if [ "$SAMPLE" = 0 ]; then
@@ -39,3 +39,15 @@ echo "nearest glosses to 'a large body of salt water', in-process:"
 echo "the same search, distributed by index-segment ownership:"
 "$LANCEFLOW" search vector "$WORK/wordnet.lance" --query-text "a large body of salt water" \
   -k 5 --nprobes 20 --columns title,text --distributed
+
+# Full-text (BM25) indexes on title and text, built as distributed segments
+# (positions kept for phrase queries), then the seed's question as full-text
+# and as hybrid search (vector + full-text, fused by Reciprocal Rank Fusion).
+"$LANCEFLOW" index scalar "$WORK/wordnet.lance" --column title --type INVERTED --with-position
+"$LANCEFLOW" index scalar "$WORK/wordnet.lance" --column text --type INVERTED --with-position
+QUESTION="What are the applications of deep learning in healthcare?"
+echo "full-text search: $QUESTION"
+"$LANCEFLOW" search text "$WORK/wordnet.lance" --query "$QUESTION" -k 5 --columns title,text
+echo "hybrid search (RRF of vector and full-text legs): $QUESTION"
+"$LANCEFLOW" search hybrid "$WORK/wordnet.lance" --query-text "$QUESTION" -k 5 \
+  --nprobes 20 --columns title,text --timings

@@ -4,5 +4,6 @@ mod bad_input;
 mod common;
 mod embed;
 mod s3;
+mod text;
 mod vector;
 mod workflow;
