@@ -554,6 +554,39 @@ pub enum BenchCommand {
     Vector(Box<BenchVectorArgs>),
     /// Embedding throughput (WordNet glosses, long paragraphs) vs sentence-transformers.
     Embed(Box<BenchEmbedArgs>),
+    /// Full-text index build and full-text / vector / hybrid query latency, on a copy
+    /// of a dataset with text and vectors.
+    Text(Box<BenchTextArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTextArgs {
+    /// A local dataset with a text column and an indexed vector column (e.g. the
+    /// demo's out/wordnet.lance); it is copied first, never modified.
+    pub uri: String,
+    /// Text column to index.
+    #[arg(long, default_value = "text")]
+    pub column: String,
+    /// Column whose values (spread over the dataset) are the queries.
+    #[arg(long, default_value = "title")]
+    pub query_column: String,
+    /// Queries.
+    #[arg(long, default_value_t = 50)]
+    pub queries: usize,
+    /// Timed rounds over the queries (after one warm-up round).
+    #[arg(long, default_value_t = 2)]
+    pub repeat: usize,
+    /// Hits per query.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    pub k: usize,
+    /// IVF partitions probed by the vector leg.
+    #[arg(long, default_value_t = 20)]
+    pub nprobes: usize,
+    /// Scratch directory for the copy (default: a temp dir).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]

@@ -56,7 +56,7 @@ fn hit_ids(res: &lanceflow::search::SearchResults) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -137,6 +137,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Bench(BenchCommand::Embed(args)) => {
             crate::bench_embed::bench_embed(&ctx, *args, out).await
         }
+        Command::Bench(BenchCommand::Text(args)) => {
+            crate::bench_text::bench_text(&ctx, *args, out).await
+        }
         Command::Bench(BenchCommand::Vector(args)) => {
             crate::bench::bench_vector(&ctx, *args, out).await
         }
