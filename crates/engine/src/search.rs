@@ -222,19 +222,7 @@ async fn prepare(
     let schema = dataset.schema();
     let projection = match &request.columns {
         Some(cols) => {
-            for c in cols {
-                if schema.field(c).is_none() {
-                    return Err(Error::NotFound(format!(
-                        "column '{c}' does not exist; the dataset has: {}",
-                        schema
-                            .fields
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
+            check_columns(&dataset, cols)?;
             cols.clone()
         }
         None => schema
@@ -273,6 +261,24 @@ async fn prepare(
         index,
         metric,
     })
+}
+
+/// Every name in `columns` is a column of `dataset`; else an error listing
+/// the columns there are.
+pub(crate) fn check_columns(dataset: &Dataset, columns: &[String]) -> Result<()> {
+    let schema = dataset.schema();
+    if let Some(c) = columns.iter().find(|c| schema.field(c).is_none()) {
+        return Err(Error::NotFound(format!(
+            "column '{c}' does not exist; the dataset has: {}",
+            schema
+                .fields
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Batch rows → hits (row id and distance from lance's columns).

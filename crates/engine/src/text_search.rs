@@ -23,7 +23,7 @@ use lance_index::scalar::FullTextSearchQuery;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
-use crate::search::{rows_as_json, search_in, VectorSearchRequest, ROW_ID};
+use crate::search::{check_columns, rows_as_json, search_in, VectorSearchRequest, ROW_ID};
 use crate::storage::{Location, VersionSpec};
 
 /// Score column lance adds to full-text results.
@@ -115,19 +115,7 @@ fn projection(dataset: &Dataset, columns: &Option<Vec<String>>) -> Result<Vec<St
     let schema = dataset.schema();
     match columns {
         Some(cols) => {
-            for c in cols {
-                if schema.field(c).is_none() {
-                    return Err(Error::NotFound(format!(
-                        "column '{c}' does not exist; the dataset has: {}",
-                        schema
-                            .fields
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
+            check_columns(dataset, cols)?;
             Ok(cols.clone())
         }
         None => Ok(schema
