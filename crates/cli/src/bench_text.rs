@@ -118,14 +118,7 @@ pub(crate) async fn bench_text(
         .filter(|&i| col.is_valid(i))
         .map(|i| col.value(i).replace(',', " "))
         .collect();
-    let options = args.model.options();
-    let texts = queries.clone();
-    let vectors = tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
-        let embedder = lanceflow::embedder::shared_embedder(&options)?;
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Ok(embedder.embed(&refs)?)
-    })
-    .await??;
+    let vectors = crate::commands::embed_texts(&args.model, queries.clone()).await?;
 
     let (mut text_ms, mut vector_ms, mut hybrid_ms) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=args.repeat {

@@ -95,12 +95,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         } => cleanup(&ctx, &uri, &older_than, dry_run, out).await,
         Command::Embed(args) => embed(&ctx, *args, out).await,
         Command::EmbedQuery { text, model } => {
-            let options = model.options();
-            let vector = tokio::task::spawn_blocking(move || -> Result<Vec<f32>> {
-                let embedder = lanceflow::embedder::shared_embedder(&options)?;
-                Ok(embedder.embed(&[text.as_str()])?.data)
-            })
-            .await??;
+            let vector = embed_texts(&model, vec![text]).await?.data;
             serde_json::to_writer(&mut *out, &vector)?;
             writeln!(out)?;
             Ok(())
@@ -601,20 +596,28 @@ async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write)
     Ok(())
 }
 
+/// Embed texts with the model `model` names, off the async runtime (the
+/// model loads once per process).
+pub(crate) async fn embed_texts(
+    model: &crate::args::ModelArgs,
+    texts: Vec<String>,
+) -> Result<lanceflow::vectors::Matrix> {
+    let options = model.options();
+    tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
+        let embedder = lanceflow::embedder::shared_embedder(&options)?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(embedder.embed(&refs)?)
+    })
+    .await?
+}
+
 async fn search_vector(ctx: &Context, args: VectorSearchArgs, out: &mut dyn Write) -> Result<()> {
     let location = ctx.location(&args.uri)?;
     let at = version_spec(&args.at);
     let queries = match (&args.query_vector, args.query_row) {
         (Some(text), _) => lanceflow::vectors::load_queries(text)?,
         (None, None) if !args.query_text.is_empty() => {
-            let options = args.model.options();
-            let texts = args.query_text.clone();
-            tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
-                let embedder = lanceflow::embedder::shared_embedder(&options)?;
-                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(embedder.embed(&refs)?)
-            })
-            .await??
+            embed_texts(&args.model, args.query_text.clone()).await?
         }
         (None, Some(row)) => {
             lanceflow::search::query_from_row(&location, at.as_ref(), args.column.as_deref(), row)
@@ -715,23 +718,11 @@ async fn search_hybrid(ctx: &Context, args: HybridSearchArgs, out: &mut dyn Writ
         filter: args.filter.clone(),
         columns: args.columns.clone(),
     };
-    anyhow::ensure!(
-        !args.query_text.trim().is_empty(),
-        lanceflow::Error::InvalidInput(
-            "the query text is empty; give some words to search for".into()
-        )
-    );
+    // Before loading the model: an empty query fails at once.
+    lanceflow::text_search::check_query(&args.query_text)?;
     let queries = match &args.query_vector {
         Some(v) => lanceflow::vectors::load_queries(v)?,
-        None => {
-            let options = args.model.options();
-            let query = args.query_text.clone();
-            tokio::task::spawn_blocking(move || -> Result<lanceflow::vectors::Matrix> {
-                let embedder = lanceflow::embedder::shared_embedder(&options)?;
-                Ok(embedder.embed(&[query.as_str()])?)
-            })
-            .await??
-        }
+        None => embed_texts(&args.model, vec![args.query_text.clone()]).await?,
     };
     let mut vector = VectorSearchRequest::new(queries, args.vector_k);
     vector.column = args.column;

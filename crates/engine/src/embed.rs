@@ -554,19 +554,16 @@ pub async fn plan(
     let dim = embedder.dim();
 
     let fragments = dataset.get_fragments();
-    let mut output = None;
+    // `--to`: a new dataset with every column plus the vectors.
+    let output = match &request.output {
+        Some(target) => Some((
+            target.clone(),
+            new_dataset_schema(target, &dataset, &to_column, dim, request.replace).await?,
+        )),
+        None => None,
+    };
     let (mode, todo): (EmbedMode, Vec<&FileFragment>) = match dataset.schema().field(&to_column) {
-        _ if request.output.is_some() => {
-            let target = request
-                .output
-                .clone()
-                .ok_or_else(|| Error::Internal("no output".into()))?;
-            output = Some((
-                target.clone(),
-                new_dataset_schema(&target, &dataset, &to_column, dim, request.replace).await?,
-            ));
-            (EmbedMode::NewDataset, fragments.iter().collect())
-        }
+        _ if output.is_some() => (EmbedMode::NewDataset, fragments.iter().collect()),
         None => (EmbedMode::AddColumn, fragments.iter().collect()),
         Some(field) => {
             let expected = vector_field(&to_column, dim)?;

@@ -168,12 +168,18 @@ async fn searched_columns(
     }
 }
 
-fn fts_query(request: &TextSearchRequest, columns: &[String]) -> Result<FullTextSearchQuery> {
-    let query = request.query.trim();
+/// The query text, trimmed; an error when there is nothing to search for.
+pub fn check_query(text: &str) -> Result<&str> {
+    let query = text.trim();
     ensure_invalid!(
         !query.is_empty(),
         "the query text is empty; give some words to search for"
     );
+    Ok(query)
+}
+
+fn fts_query(request: &TextSearchRequest, columns: &[String]) -> Result<FullTextSearchQuery> {
+    let query = check_query(&request.query)?;
     let q = if request.phrase {
         let phrases: Vec<(Occur, FtsQuery)> = columns
             .iter()
@@ -470,7 +476,7 @@ pub async fn search_hybrid_in(
         "a hybrid search takes one query"
     );
     // Checks that need no search first, so a bad request fails fast.
-    fts_query(&request.text, &["_".to_string()])?;
+    check_query(&request.text.query)?;
     if request.weights.len() != 2 {
         bail_invalid!(
             "{} weights given; give two: the vector leg's and the text leg's (e.g. 0.7,0.3)",
