@@ -87,6 +87,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Delete the rows matching an SQL predicate (one new version).
+    Delete {
+        /// Dataset URI.
+        uri: String,
+        /// SQL predicate, e.g. "id < 100" or "title = 'x'".
+        #[arg(long = "where", value_name = "PREDICATE")]
+        predicate: String,
+    },
+    /// Rewrite small fragments into large ones (distributed, one commit; indexes stay valid).
+    Compact(CompactArgs),
+    /// Bring indexes up to date: index appended fragments with the trained model, merge segments.
+    Optimize(OptimizeArgs),
     /// Add a sentence-embedding column (all-MiniLM-L6-v2), fragment by fragment, resumably.
     Embed(Box<EmbedArgs>),
     /// Print the embedding of one text (a JSON list of floats).
@@ -213,6 +225,45 @@ pub enum IndexCommand {
     Vector(Box<VectorIndexArgs>),
     /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP.
     Scalar(Box<ScalarIndexArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Fragments with fewer rows are merged with their neighbours (default 1048576).
+    #[arg(long, value_name = "N")]
+    pub target_rows_per_fragment: Option<usize>,
+    /// Rows per row group in rewritten files (default 1024).
+    #[arg(long, value_name = "N")]
+    pub max_rows_per_group: Option<usize>,
+    /// Rewrite fragments with many deleted rows so the rows are gone (the default).
+    #[arg(long, overrides_with = "no_materialize_deletions")]
+    pub materialize_deletions: bool,
+    /// Keep deletion files; rewrite only small fragments.
+    #[arg(long)]
+    pub no_materialize_deletions: bool,
+    /// Share of deleted rows that makes a fragment worth rewriting (default 0.1).
+    #[arg(long, value_name = "SHARE")]
+    pub deletion_threshold: Option<f32>,
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Only this index (repeatable; default: every index).
+    #[arg(long = "index", value_name = "NAME")]
+    pub indexes: Vec<String>,
+    /// Also merge the N newest existing segments of each index into the new one.
+    #[arg(long, value_name = "N")]
+    pub merge: Option<usize>,
+    /// Retrain from the current data and rebuild each index.
+    #[arg(long)]
+    pub retrain: bool,
+    /// At most R rows per committed segment (default: one new segment per index).
+    #[arg(long, value_name = "R")]
+    pub rows_per_segment: Option<u64>,
 }
 
 #[derive(Debug, Args)]

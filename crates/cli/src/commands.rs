@@ -15,8 +15,8 @@ use lanceflow::search::{SearchResults, VectorSearchRequest};
 use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 
 use crate::args::{
-    BenchCommand, Cli, Command, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
-    HybridSearchArgs, IndexCommand, IngestArgs, ScalarIndexArgs, SearchCommand, TagCommand,
+    BenchCommand, Cli, Command, CompactArgs, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
+    HybridSearchArgs, IndexCommand, IngestArgs, OptimizeArgs, ScalarIndexArgs, SearchCommand, TagCommand,
     TextSearchArgs, VectorIndexArgs, VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
@@ -93,6 +93,20 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             older_than,
             dry_run,
         } => cleanup(&ctx, &uri, &older_than, dry_run, out).await,
+        Command::Delete { uri, predicate } => {
+            let report = lanceflow::versions::delete_rows(&ctx.location(&uri)?, &predicate).await?;
+            if ctx.json {
+                return print_json(out, &report);
+            }
+            writeln!(
+                out,
+                "deleted {} row(s) where {predicate}; {} row(s) left, version {}",
+                report.rows_deleted, report.rows, report.version
+            )?;
+            Ok(())
+        }
+        Command::Compact(args) => compact(&ctx, args, out).await,
+        Command::Optimize(args) => optimize(&ctx, args, out).await,
         Command::Embed(args) => embed(&ctx, *args, out).await,
         Command::EmbedQuery { text, model } => {
             let vector = embed_texts(&model, vec![text]).await?.data;
@@ -271,14 +285,22 @@ async fn versions(ctx: &Context, uri: &str, out: &mut dyn Write) -> Result<()> {
     if ctx.json {
         return print_json(out, &list);
     }
-    writeln!(out, "{:>8}  {:<32}  tags", "version", "committed")?;
+    writeln!(
+        out,
+        "{:>7}  {:<19}  {:<16}  {:>10}  {:>9}  tags",
+        "version", "committed", "operation", "rows", "fragments"
+    )?;
     for v in list {
         let mark = if v.latest { " (latest)" } else { "" };
+        let committed: String = v.committed_at.replacen('T', " ", 1).chars().take(19).collect();
         writeln!(
             out,
-            "{:>8}  {:<32}  {}{mark}",
+            "{:>7}  {:<19}  {:<16}  {:>10}  {:>9}  {}{mark}",
             v.version,
-            v.committed_at,
+            committed,
+            v.operation,
+            v.rows,
+            v.fragments,
             v.tags.join(", ")
         )?;
     }
@@ -354,6 +376,112 @@ async fn cleanup(
         report.index_files_removed,
         human_bytes(report.bytes_removed)
     )?;
+    Ok(())
+}
+
+async fn compact(ctx: &Context, args: CompactArgs, out: &mut dyn Write) -> Result<()> {
+    let request = lanceflow::compact::CompactRequest {
+        target_rows_per_fragment: args.target_rows_per_fragment,
+        max_rows_per_group: args.max_rows_per_group,
+        materialize_deletions: if args.no_materialize_deletions {
+            Some(false)
+        } else if args.materialize_deletions {
+            Some(true)
+        } else {
+            None
+        },
+        deletion_threshold: args.deletion_threshold,
+    };
+    let progress = progress_for(ctx.quiet);
+    let report = lanceflow::compact::compact(
+        &ctx.location(&args.uri)?,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    if !report.compacted {
+        writeln!(
+            out,
+            "nothing to compact: {} fragment(s) in version {} already meet the target",
+            report.fragments_before, report.version
+        )?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "compacted {}: {} → {} fragments ({} replaced by {}), {} rows rewritten in {} task(s), \
+         version {} in {:.2}s (rewrite {:.2}s, commit {:.2}s)",
+        report.uri,
+        report.fragments_before,
+        report.fragments_after,
+        report.fragments_removed,
+        report.fragments_added,
+        report.rows_rewritten,
+        report.tasks,
+        report.version,
+        report.seconds,
+        report.rewrite_seconds,
+        report.commit_seconds
+    )?;
+    Ok(())
+}
+
+async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Write) -> Result<()> {
+    let request = lanceflow::optimize::OptimizeRequest {
+        indexes: args.indexes,
+        merge: args.merge,
+        retrain: args.retrain,
+        rows_per_segment: args.rows_per_segment,
+    };
+    let progress = progress_for(ctx.quiet);
+    let report = lanceflow::optimize::optimize(
+        &ctx.location(&args.uri)?,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    if ctx.json {
+        return print_json(out, &report);
+    }
+    if report.optimized {
+        writeln!(
+            out,
+            "optimized {}: {} rows indexed by {} build and {} merge task(s), version {} in \
+             {:.2}s (build {:.2}s, merge {:.2}s, commit {:.2}s)",
+            report.uri,
+            report.rows_indexed,
+            report.build_tasks,
+            report.merge_tasks,
+            report.version,
+            report.seconds,
+            report.build_seconds,
+            report.merge_seconds,
+            report.commit_seconds
+        )?;
+    } else {
+        writeln!(
+            out,
+            "nothing to optimize in version {}: every index covers every fragment",
+            report.version
+        )?;
+    }
+    for i in &report.indexes {
+        writeln!(
+            out,
+            "  {:<24} {:<10} segments {} → {}, unindexed fragments {} → {}",
+            i.name,
+            i.index_type,
+            i.segments_before,
+            i.segments_after,
+            i.unindexed_fragments_before,
+            i.unindexed_fragments_after
+        )?;
+    }
     Ok(())
 }
 

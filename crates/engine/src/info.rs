@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow_schema::Schema as ArrowSchema;
 use lance::dataset::statistics::DatasetStatisticsExt;
 use lance::index::DatasetIndexExt;
+use lance::Dataset;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -110,35 +111,7 @@ pub async fn info(location: &Location, at: Option<&VersionSpec>) -> Result<Datas
     }
     let size_bytes = stats.fields.iter().map(|f| f.bytes_on_disk).sum();
 
-    let mut indices = Vec::new();
-    let fragment_ids: Vec<u64> = dataset.fragments().iter().map(|f| f.id).collect();
-    for desc in dataset
-        .describe_indices(None)
-        .await
-        .map_err(err("list indices"))?
-    {
-        let columns = desc
-            .field_ids()
-            .iter()
-            .filter_map(|id| lance_schema.field_by_id(*id as i32).map(|f| f.name.clone()))
-            .collect();
-        let covered = |frag: u64| {
-            desc.segments().iter().any(|s| {
-                s.fragment_bitmap
-                    .as_ref()
-                    .is_some_and(|b| u32::try_from(frag).is_ok_and(|f| b.contains(f)))
-            })
-        };
-        indices.push(IndexInfo {
-            name: desc.name().to_string(),
-            columns,
-            index_type: desc.index_type().to_string(),
-            segments: desc.segments().len(),
-            rows_indexed: desc.rows_indexed(),
-            unindexed_fragments: fragment_ids.iter().filter(|f| !covered(**f)).count(),
-        });
-    }
-    indices.sort_by(|a, b| a.name.cmp(&b.name));
+    let indices = index_infos(location, &dataset).await?;
 
     let version = dataset.version();
     let tags = dataset
@@ -172,4 +145,39 @@ fn collect_field_ids(field: &lance::datatypes::Field, out: &mut Vec<i32>) {
     for child in &field.children {
         collect_field_ids(child, out);
     }
+}
+
+/// Every user index of the opened dataset version, by name.
+pub(crate) async fn index_infos(location: &Location, dataset: &Dataset) -> Result<Vec<IndexInfo>> {
+    let lance_schema = dataset.schema();
+    let mut indices = Vec::new();
+    let fragment_ids: Vec<u64> = dataset.fragments().iter().map(|f| f.id).collect();
+    for desc in dataset
+        .describe_indices(None)
+        .await
+        .map_err(|e| location.lance_error("list indices", e))?
+    {
+        let columns = desc
+            .field_ids()
+            .iter()
+            .filter_map(|id| lance_schema.field_by_id(*id as i32).map(|f| f.name.clone()))
+            .collect();
+        let covered = |frag: u64| {
+            desc.segments().iter().any(|s| {
+                s.fragment_bitmap
+                    .as_ref()
+                    .is_some_and(|b| u32::try_from(frag).is_ok_and(|f| b.contains(f)))
+            })
+        };
+        indices.push(IndexInfo {
+            name: desc.name().to_string(),
+            columns,
+            index_type: desc.index_type().to_string(),
+            segments: desc.segments().len(),
+            rows_indexed: desc.rows_indexed(),
+            unindexed_fragments: fragment_ids.iter().filter(|f| !covered(**f)).count(),
+        });
+    }
+    indices.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(indices)
 }

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod bert;
+pub mod compact;
 pub mod config;
 pub mod corpus;
 pub mod embed;
@@ -34,6 +35,7 @@ pub mod info;
 pub mod ingest;
 pub mod input;
 pub mod onnx;
+pub mod optimize;
 pub mod progress;
 pub mod scalar_index;
 pub mod search;

@@ -18,6 +18,12 @@ pub struct VersionInfo {
     pub committed_at: String,
     /// Tags pointing at it.
     pub tags: Vec<String>,
+    /// What the commit did (Append, Delete, Rewrite = compaction, CreateIndex...).
+    pub operation: String,
+    /// Rows in this version (deletions excluded).
+    pub rows: u64,
+    /// Fragments in this version.
+    pub fragments: usize,
     /// Whether it is the latest version.
     pub latest: bool,
 }
@@ -51,9 +57,20 @@ pub async fn versions(location: &Location) -> Result<Vec<VersionInfo>> {
         .versions()
         .await
         .map_err(|e| location.lance_error("list versions", e))?;
-    Ok(list
-        .into_iter()
-        .map(|v| VersionInfo {
+    let mut out = Vec::with_capacity(list.len());
+    for v in list {
+        let at = location.open(Some(&VersionSpec::Number(v.version))).await?;
+        let rows = at
+            .count_rows(None)
+            .await
+            .map_err(|e| location.lance_error("count rows", e))? as u64;
+        let operation = at
+            .read_transaction()
+            .await
+            .map_err(|e| location.lance_error("read transaction", e))?
+            .map(|t| t.operation.name().to_string())
+            .unwrap_or_default();
+        out.push(VersionInfo {
             version: v.version,
             committed_at: v.timestamp.to_rfc3339(),
             tags: tags
@@ -61,9 +78,44 @@ pub async fn versions(location: &Location) -> Result<Vec<VersionInfo>> {
                 .filter(|(_, tv)| **tv == v.version)
                 .map(|(n, _)| n.clone())
                 .collect(),
+            operation,
+            rows,
+            fragments: at.get_fragments().len(),
             latest: v.version == latest,
-        })
-        .collect())
+        });
+    }
+    Ok(out)
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteReport {
+    /// Rows deleted.
+    pub rows_deleted: u64,
+    /// Rows left.
+    pub rows: u64,
+    /// The latest version afterwards.
+    pub version: u64,
+}
+
+/// Delete the rows matching an SQL predicate.
+pub async fn delete_rows(location: &Location, predicate: &str) -> Result<DeleteReport> {
+    if predicate.trim().is_empty() {
+        bail_invalid!("--where needs a predicate, e.g. \"id < 100\"");
+    }
+    let mut dataset = location.open(None).await?;
+    let result = dataset.delete(predicate).await.map_err(|e| {
+        location.lance_error(&format!("delete where {predicate}"), e)
+    })?;
+    let after = &result.new_dataset;
+    Ok(DeleteReport {
+        rows_deleted: result.num_deleted_rows,
+        rows: after
+            .count_rows(None)
+            .await
+            .map_err(|e| location.lance_error("count rows", e))? as u64,
+        version: after.version().version,
+    })
 }
 
 /// All tags, by name.

@@ -4,9 +4,11 @@
 //! it on a tokio thread; the Ray executor calls it (through the Python
 //! package) inside a Ray task with the same JSON.
 
+use crate::compact::CompactOp;
 use crate::embed::EmbedOp;
 use crate::error::{Error, Result};
 use crate::ingest::IngestOp;
+use crate::optimize::{OptimizeBuildOp, OptimizeMergeOp};
 use crate::scalar_index::ScalarSegmentOp;
 use crate::search::VectorSearchOp;
 use crate::task::{execute_spec, DistributedOp, TaskSpec};
@@ -19,6 +21,9 @@ pub const OPERATIONS: &[&str] = &[
     VectorSegmentOp::NAME,
     ScalarSegmentOp::NAME,
     VectorSearchOp::NAME,
+    CompactOp::NAME,
+    OptimizeBuildOp::NAME,
+    OptimizeMergeOp::NAME,
 ];
 
 /// Execute one task and return its result as JSON.
@@ -30,6 +35,9 @@ pub async fn execute_task(spec: &TaskSpec) -> Result<serde_json::Value> {
         VectorSegmentOp::NAME => execute_spec::<VectorSegmentOp>(spec).await,
         ScalarSegmentOp::NAME => execute_spec::<ScalarSegmentOp>(spec).await,
         VectorSearchOp::NAME => execute_spec::<VectorSearchOp>(spec).await,
+        CompactOp::NAME => execute_spec::<CompactOp>(spec).await,
+        OptimizeBuildOp::NAME => execute_spec::<OptimizeBuildOp>(spec).await,
+        OptimizeMergeOp::NAME => execute_spec::<OptimizeMergeOp>(spec).await,
         #[cfg(test)]
         tests_support::FlakyOp::NAME => execute_spec::<tests_support::FlakyOp>(spec).await,
         other => Err(Error::NotSupported(format!(
