@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (local executor, local disk):
 # WordNet → JSONL → Lance dataset → info → embeddings → distributed vector
-# index → full-text indexes → vector, full-text and hybrid searches. Later
-# stages (maintenance, Ray) extend this same script.
+# index → full-text indexes → vector, full-text and hybrid searches →
+# maintenance: append a batch, embed it, optimise the indexes, compact, and
+# print the version history. Later stages (Ray) extend this same script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,7 +27,14 @@ else
   INPUT="fixtures/wordnet-sample.jsonl"
 fi
 
-"$LANCEFLOW" ingest "$INPUT" --to "$WORK/wordnet.lance" --mode overwrite --max-rows-per-file 5000
+# The last tenth of the records is held back and appended later, as a batch
+# of new documents arriving after the knowledge base was built.
+TOTAL=$(wc -l < "$INPUT")
+BATCH=$((TOTAL / 10))
+head -n "$((TOTAL - BATCH))" "$INPUT" > "$WORK/base.jsonl"
+tail -n "$BATCH" "$INPUT" > "$WORK/batch.jsonl"
+
+"$LANCEFLOW" ingest "$WORK/base.jsonl" --to "$WORK/wordnet.lance" --mode overwrite --max-rows-per-file 5000
 "$LANCEFLOW" info "$WORK/wordnet.lance"
 
 # Embeddings (all-MiniLM-L6-v2 in Rust, one task per fragment, one commit that
@@ -51,3 +59,20 @@ echo "full-text search: $QUESTION"
 echo "hybrid search (RRF of vector and full-text legs): $QUESTION"
 "$LANCEFLOW" search hybrid "$WORK/wordnet.lance" --query-text "$QUESTION" -k 5 \
   --nprobes 20 --columns title,text --timings
+
+# Maintenance. New documents arrive in small fragments; `embed` only embeds
+# fragments without vectors, and until the indexes are optimised the new rows
+# are searched by flat scan (the search below finds one of them).
+"$LANCEFLOW" tag create "$WORK/wordnet.lance" indexed
+"$LANCEFLOW" ingest "$WORK/batch.jsonl" --to "$WORK/wordnet.lance" --mode append --max-rows-per-file 500
+"$LANCEFLOW" embed "$WORK/wordnet.lance" --template "{title}: {text}" --to-column vector
+NEW_TEXT=$(tail -n 1 "$WORK/batch.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])')
+echo "an appended document, found before the indexes cover it: $NEW_TEXT"
+"$LANCEFLOW" search vector "$WORK/wordnet.lance" --query-text "$NEW_TEXT" -k 3 --nprobes 20 --columns title,text
+# Index the new fragments with the trained models (no retraining), as
+# distributed build tasks, then merge small fragments (indexes are remapped).
+"$LANCEFLOW" optimize "$WORK/wordnet.lance"
+"$LANCEFLOW" compact "$WORK/wordnet.lance"
+"$LANCEFLOW" info "$WORK/wordnet.lance"
+echo "version history:"
+"$LANCEFLOW" versions "$WORK/wordnet.lance"

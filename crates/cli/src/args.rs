@@ -603,11 +603,39 @@ pub enum BenchCommand {
     },
     /// Vector index: build time, recall@10 against brute force, search latency.
     Vector(Box<BenchVectorArgs>),
+    /// Maintenance: optimise after an append vs a full rebuild, compaction, search p50.
+    Maintain(BenchMaintainArgs),
     /// Embedding throughput (WordNet glosses, long paragraphs) vs sentence-transformers.
     Embed(Box<BenchEmbedArgs>),
     /// Full-text index build and full-text / vector / hybrid query latency, on a copy
     /// of a dataset with text and vectors.
     Text(Box<BenchTextArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMaintainArgs {
+    /// Rows in the end (clustered unit vectors).
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Fragments in the end (rows / fragments rows each).
+    #[arg(long, default_value_t = 40)]
+    pub fragments: usize,
+    /// Share of the rows appended after the index is built.
+    #[arg(long, default_value_t = 0.1)]
+    pub append_share: f64,
+    /// Vector index type.
+    #[arg(long = "type", default_value = "IVF_PQ")]
+    pub index_type: String,
+    /// IVF partitions probed by the timed searches.
+    #[arg(long, default_value_t = 20)]
+    pub nprobes: usize,
+    /// Scratch directory (default: a temp dir); keeps a copy of the dataset
+    /// before compaction for reference tools.
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

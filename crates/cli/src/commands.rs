@@ -15,9 +15,9 @@ use lanceflow::search::{SearchResults, VectorSearchRequest};
 use lanceflow::vector_index::{Metric, VectorIndexRequest, VectorIndexType};
 
 use crate::args::{
-    BenchCommand, Cli, Command, CompactArgs, ConvertCommand, EmbedArgs, GenerateCommand, GlobalArgs,
-    HybridSearchArgs, IndexCommand, IngestArgs, OptimizeArgs, ScalarIndexArgs, SearchCommand, TagCommand,
-    TextSearchArgs, VectorIndexArgs, VectorSearchArgs, VersionArgs,
+    BenchCommand, Cli, Command, CompactArgs, ConvertCommand, EmbedArgs, GenerateCommand,
+    GlobalArgs, HybridSearchArgs, IndexCommand, IngestArgs, OptimizeArgs, ScalarIndexArgs,
+    SearchCommand, TagCommand, TextSearchArgs, VectorIndexArgs, VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
 
@@ -145,6 +145,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Bench(BenchCommand::Embed(args)) => {
             crate::bench_embed::bench_embed(&ctx, *args, out).await
+        }
+        Command::Bench(BenchCommand::Maintain(args)) => {
+            crate::bench_maintain::bench_maintain(&ctx, args, out).await
         }
         Command::Bench(BenchCommand::Text(args)) => {
             crate::bench_text::bench_text(&ctx, *args, out).await
@@ -292,7 +295,12 @@ async fn versions(ctx: &Context, uri: &str, out: &mut dyn Write) -> Result<()> {
     )?;
     for v in list {
         let mark = if v.latest { " (latest)" } else { "" };
-        let committed: String = v.committed_at.replacen('T', " ", 1).chars().take(19).collect();
+        let committed: String = v
+            .committed_at
+            .replacen('T', " ", 1)
+            .chars()
+            .take(19)
+            .collect();
         writeln!(
             out,
             "{:>7}  {:<19}  {:<16}  {:>10}  {:>9}  {}{mark}",

@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod bench_embed;
+mod bench_maintain;
 mod bench_text;
 mod commands;
 mod render;

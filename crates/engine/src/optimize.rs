@@ -264,7 +264,10 @@ pub async fn plan(
         .await
         .map_err(|e| location.lance_error("plan index optimization", e))?;
 
-    let rows: BTreeMap<u32, u64> = fragment_rows(location, &dataset).await?.into_iter().collect();
+    let rows: BTreeMap<u32, u64> = fragment_rows(location, &dataset)
+        .await?
+        .into_iter()
+        .collect();
     let mut group_index: BTreeMap<u32, String> = BTreeMap::new();
     let builds = lance_plan
         .tasks

@@ -3,8 +3,8 @@
 //!
 //! Plan → tasks → execute → commit, like the vector indexes:
 //! - **plan** (driver): pin a version, check the column's type against the
-//!   index type and the options, and balance the fragments over segments by
-//!   row count (largest first onto the lightest segment);
+//!   index type and the options, and cut the fragments into contiguous runs
+//!   of about equal rows, one per segment;
 //! - **execute** (worker): build one uncommitted segment over its fragments
 //!   (`CreateIndexBuilder::fragments(..).execute_uncommitted()`);
 //! - **commit** (driver): every segment as one index in one new version
@@ -29,7 +29,7 @@ use crate::progress::{note, Progress};
 use crate::storage::{Location, VersionSpec};
 use crate::task::{run_tasks, DistributedOp};
 use crate::vector_index::{
-    balance_fragments, check_index_name, decode_segment, encode_segment, fragment_ranges,
+    check_index_name, contiguous_runs, decode_segment, encode_segment, fragment_ranges,
     fragment_rows,
 };
 
@@ -454,7 +454,7 @@ pub async fn plan(
         Some(r) => rows.div_ceil(r) as usize,
         None => parallelism.max(1),
     };
-    let tasks = balance_fragments(&fragments, segments)
+    let tasks = contiguous_runs(&fragments, segments)
         .into_iter()
         .map(|(ids, rows)| ScalarSegmentTask {
             location: location.clone(),

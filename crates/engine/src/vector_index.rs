@@ -3,7 +3,8 @@
 //! * **plan** — check the column and the parameters against the dataset
 //!   pinned at one version; train the IVF centroids (and the PQ codebook)
 //!   once, with the lance crate's own trainers (or load them from files);
-//!   group fragments into segments balanced by row count;
+//!   cut the fragments into contiguous runs of about equal rows, one per
+//!   segment (compaction merges only neighbours a segment covers together);
 //! * **execute** — one task per segment builds an uncommitted index segment
 //!   over its fragments with the shared artifacts
 //!   (`CreateIndexBuilder::fragments(..).execute_uncommitted()`);
@@ -485,8 +486,46 @@ pub fn default_sub_vectors(dim: usize) -> usize {
     (1..=target).rev().find(|m| dim % m == 0).unwrap_or(1)
 }
 
-/// Group fragments (id, rows) into `groups` segments balanced by rows: largest
-/// first onto the lightest group. Groups come back sorted by first fragment.
+/// Cut fragments (id, rows), in id order, into at most `groups` contiguous
+/// runs of about equal rows: the index segment layout.
+///
+/// Runs, not a scatter: compaction only merges adjacent fragments that the
+/// same index segments cover, so a segment over fragments 0, 2, 4... would
+/// leave nothing compactable. Each cut falls at the fragment boundary
+/// nearest the ideal one, so runs differ by at most about one fragment.
+pub fn contiguous_runs(fragments: &[(u32, u64)], groups: usize) -> Vec<(Vec<u32>, u64)> {
+    let mut order: Vec<(u32, u64)> = fragments.to_vec();
+    order.sort_by_key(|f| f.0);
+    let groups = groups.clamp(1, order.len().max(1)) as u64;
+    let total: u64 = order.iter().map(|f| f.1).sum();
+    let mut out: Vec<(Vec<u32>, u64)> = Vec::new();
+    let mut current: (Vec<u32>, u64) = (Vec::new(), 0);
+    let mut done = 0u64;
+    for (id, rows) in order {
+        let closed = out.len() as u64;
+        if !current.0.is_empty() && closed + 1 < groups {
+            // Cut here when stopping lands nearer the ideal boundary than
+            // taking this fragment too (in rows × groups, to stay integral).
+            let target = (closed + 1) * total;
+            let stop = (done + current.1) * groups;
+            let take = (done + current.1 + rows) * groups;
+            if take.abs_diff(target) > stop.abs_diff(target) {
+                done += current.1;
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        current.0.push(id);
+        current.1 += rows;
+    }
+    if !current.0.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Group fragments (id, rows) into `groups` groups balanced by rows: largest
+/// first onto the lightest group (search tasks; not contiguous). Groups come
+/// back sorted by first fragment.
 pub fn balance_fragments(fragments: &[(u32, u64)], groups: usize) -> Vec<(Vec<u32>, u64)> {
     let groups = groups.clamp(1, fragments.len().max(1));
     let mut order: Vec<(u32, u64)> = fragments.to_vec();
@@ -778,7 +817,7 @@ pub async fn plan(
         Some(r) => rows.div_ceil(r) as usize,
         None => (rows.div_ceil(MIN_SEGMENT_ROWS) as usize).clamp(1, parallelism.max(1)),
     };
-    let tasks = balance_fragments(&fragments, segments)
+    let tasks = contiguous_runs(&fragments, segments)
         .into_iter()
         .map(|(ids, rows)| VectorSegmentTask {
             location: location.clone(),
@@ -959,6 +998,20 @@ mod tests {
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
         assert_eq!(balance_fragments(&frags, 99).len(), 5);
         assert_eq!(balance_fragments(&frags, 0).len(), 1);
+    }
+
+    #[test]
+    fn segments_are_contiguous_runs_of_about_equal_rows() {
+        let even: Vec<(u32, u64)> = (0..10).map(|i| (i, 10)).collect();
+        let runs = contiguous_runs(&even, 3);
+        let ids: Vec<Vec<u32>> = runs.iter().map(|r| r.0.clone()).collect();
+        assert_eq!(ids, vec![vec![0, 1, 2], vec![3, 4, 5, 6], vec![7, 8, 9]]);
+        let uneven = [(4, 10), (0, 100), (1, 10), (2, 60), (3, 50)];
+        let runs = contiguous_runs(&uneven, 2);
+        assert_eq!(runs, vec![(vec![0, 1], 110), (vec![2, 3, 4], 120)]);
+        assert_eq!(contiguous_runs(&uneven, 99).len(), 5);
+        assert_eq!(contiguous_runs(&uneven, 0).len(), 1);
+        assert!(contiguous_runs(&[], 3).is_empty());
     }
 
     #[test]

@@ -104,9 +104,10 @@ pub async fn delete_rows(location: &Location, predicate: &str) -> Result<DeleteR
         bail_invalid!("--where needs a predicate, e.g. \"id < 100\"");
     }
     let mut dataset = location.open(None).await?;
-    let result = dataset.delete(predicate).await.map_err(|e| {
-        location.lance_error(&format!("delete where {predicate}"), e)
-    })?;
+    let result = dataset
+        .delete(predicate)
+        .await
+        .map_err(|e| location.lance_error(&format!("delete where {predicate}"), e))?;
     let after = &result.new_dataset;
     Ok(DeleteReport {
         rows_deleted: result.num_deleted_rows,

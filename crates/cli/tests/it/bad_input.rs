@@ -217,3 +217,58 @@ fn s3_endpoint_that_refuses_connections() {
     args.extend_from_slice(&fast);
     fails_with(&run_env(&args, &env), &["could not reach the object store"]);
 }
+
+#[test]
+fn maintenance_on_a_dataset_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("missing.lance");
+    let uri = uri.to_str().unwrap();
+    fails_with(&run(&["compact", uri]), &["no Lance dataset"]);
+    fails_with(&run(&["optimize", uri]), &["no Lance dataset"]);
+    assert!(!dir.path().join("missing.lance").exists());
+}
+
+#[test]
+fn maintenance_options_that_make_no_sense() {
+    let f = fixture();
+    fails_with(
+        &run(&["compact", &f.uri, "--target-rows-per-fragment", "0"]),
+        &["--target-rows-per-fragment must be at least 1"],
+    );
+    fails_with(
+        &run(&["compact", &f.uri, "--deletion-threshold", "2"]),
+        &["--deletion-threshold", "between 0 and 1"],
+    );
+    // No index yet: optimize says how to build one.
+    fails_with(
+        &run(&["optimize", &f.uri]),
+        &["no index", "lanceflow index"],
+    );
+    fails_with(
+        &run(&["optimize", &f.uri, "--index", "nope"]),
+        &["no index", "lanceflow index"],
+    );
+    fails_with(
+        &run(&["cleanup", &f.uri, "--older-than", "a while"]),
+        &["not an age", "7d"],
+    );
+    fails_with(
+        &run(&["delete", &f.uri, "--where", "no_such_column = 1"]),
+        &["no_such_column"],
+    );
+    f.unchanged();
+}
+
+#[test]
+fn optimize_an_unknown_index_name() {
+    let f = fixture();
+    ok(&run(&[
+        "index", "scalar", &f.uri, "--column", "n", "--type", "BTREE", "-q",
+    ]));
+    let version = version_of(&f.uri, &[]);
+    fails_with(
+        &run(&["optimize", &f.uri, "--index", "nope"]),
+        &["no index named 'nope'", "n_idx"],
+    );
+    assert_eq!(version_of(&f.uri, &[]), version);
+}

@@ -227,3 +227,121 @@ fn wordnet_converter_and_bundled_sample() {
         &["wordnet-base"],
     );
 }
+
+#[test]
+fn append_optimize_compact_and_version_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let uri = uri.to_str().unwrap();
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 400);
+    let b = write_jsonl(dir.path(), "b.jsonl", 400, 100);
+    let q = ["-q", "--max-rows-per-file", "50"];
+    ok(&run(&[
+        &["ingest", a.to_str().unwrap(), "--to", uri][..],
+        &q[..],
+    ]
+    .concat()));
+    ok(&run(&[
+        "index",
+        "scalar",
+        uri,
+        "--column",
+        "text",
+        "--type",
+        "INVERTED",
+        "--workers",
+        "2",
+        "-q",
+    ]));
+    ok(&run(&[
+        &[
+            "ingest",
+            b.to_str().unwrap(),
+            "--to",
+            uri,
+            "--mode",
+            "append",
+        ][..],
+        &q[..],
+    ]
+    .concat()));
+    let search = |query: &str| -> Vec<String> {
+        let out = ok(&run(&[
+            "search", "text", uri, "--query", query, "-k", "5", "--json", "-q",
+        ]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["results"][0]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["doc_id"].to_string())
+            .collect()
+    };
+    // The appended rows are found before the index covers them (flat scan).
+    assert_eq!(search("450").first().map(String::as_str), Some("\"d450\""));
+
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["optimize", uri, "--json", "-q"]))).unwrap();
+    assert_eq!(report["optimized"], true);
+    assert_eq!(report["rows_indexed"], 100);
+    assert_eq!(report["indexes"][0]["unindexed_fragments_after"], 0);
+    let idle = ok(&run(&["optimize", uri, "-q"]));
+    assert!(idle.contains("nothing to optimize"), "{idle}");
+
+    let before = search("document 123");
+    let report: serde_json::Value = serde_json::from_str(&ok(&run(&[
+        "compact",
+        uri,
+        "--target-rows-per-fragment",
+        "250",
+        "--json",
+        "-q",
+    ])))
+    .unwrap();
+    assert_eq!(report["compacted"], true);
+    assert_eq!(report["fragments_before"], 10);
+    // One fragment per index segment's run: fragments 0-3 and 4-7 (built
+    // with two workers) and 8-9 (the optimise's segment).
+    assert_eq!(report["fragments_after"], 3);
+    assert_eq!(report["rows_rewritten"], 500);
+    assert_eq!(search("document 123"), before);
+    let idle = ok(&run(&[
+        "compact",
+        uri,
+        "--target-rows-per-fragment",
+        "250",
+        "-q",
+    ]));
+    assert!(idle.contains("nothing to compact"), "{idle}");
+
+    let versions: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["versions", uri, "--json"]))).unwrap();
+    let history: Vec<(String, u64)> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["operation"].as_str().unwrap().to_string(),
+                v["rows"].as_u64().unwrap(),
+            )
+        })
+        .filter(|(op, _)| op != "ReserveFragments")
+        .collect();
+    let expect: Vec<(String, u64)> = [
+        ("Overwrite", 400),
+        ("CreateIndex", 400),
+        ("Append", 500),
+        ("CreateIndex", 500),
+        ("Rewrite", 500),
+    ]
+    .iter()
+    .map(|(o, r)| (o.to_string(), *r))
+    .collect();
+    assert_eq!(history, expect);
+    let text = ok(&run(&["versions", uri]));
+    assert!(
+        text.contains("Rewrite") && text.contains("(latest)"),
+        "{text}"
+    );
+}

@@ -3,6 +3,7 @@
 mod common;
 mod embed;
 mod ingest;
+mod maintain;
 mod scalar;
 mod vector;
 mod versions;
