@@ -459,10 +459,11 @@ async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Write) -> Res
     if report.optimized {
         writeln!(
             out,
-            "optimized {}: {} rows indexed by {} build and {} merge task(s), version {} in \
-             {:.2}s (build {:.2}s, merge {:.2}s, commit {:.2}s)",
+            "optimized {}: {} rows indexed (summed over {} index(es)) by {} build and {} merge \
+             task(s), version {} in {:.2}s (build {:.2}s, merge {:.2}s, commit {:.2}s)",
             report.uri,
             report.rows_indexed,
+            report.indexes.len(),
             report.build_tasks,
             report.merge_tasks,
             report.version,

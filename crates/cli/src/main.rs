@@ -66,9 +66,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Logs go to stderr, filtered by LANCEFLOW_LOG (default: warnings); spans
 /// report their duration when they close (LANCEFLOW_LOG=lanceflow=info).
+///
+/// The default hides one benign lance warning: an IVF partition that gets no
+/// rows in a segment ("partition N is empty, skipping"), which is routine for
+/// the small segments `optimize` adds after an append.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LANCEFLOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("LANCEFLOW_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,lance::index::vector::builder=error")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
