@@ -10,9 +10,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use futures::TryStreamExt;
-use lanceflow::compact::{compact, CompactRequest};
+use lanceflow::compact::{compact, CompactReport, CompactRequest};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
-use lanceflow::optimize::{optimize, OptimizeRequest};
+use lanceflow::optimize::{optimize, OptimizeReport, OptimizeRequest};
 use lanceflow::progress::NoProgress;
 use lanceflow::scalar_index::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
 use lanceflow::search::{search_vectors, VectorSearchRequest};
@@ -206,6 +206,39 @@ async fn build_indexes(loc: &Location) {
         .unwrap();
 }
 
+/// Compact with two workers to about `target` rows per fragment.
+async fn compact_to(loc: &Location, target: usize) -> lanceflow::Result<CompactReport> {
+    let request = CompactRequest {
+        target_rows_per_fragment: Some(target),
+        ..Default::default()
+    };
+    compact(loc, &request, &LocalExecutor::new(2), &NoProgress).await
+}
+
+/// Optimise with two workers.
+async fn optimize_with(
+    loc: &Location,
+    request: OptimizeRequest,
+) -> lanceflow::Result<OptimizeReport> {
+    optimize(loc, &request, &LocalExecutor::new(2), &NoProgress).await
+}
+
+/// Rows with ids `ids`, added to the model, written as `name` and loaded
+/// with `per` rows per fragment.
+async fn add_rows(
+    loc: &Location,
+    path: PathBuf,
+    ids: std::ops::Range<i64>,
+    rng: &mut Rng,
+    model: &mut BTreeMap<i64, Row>,
+    mode: WriteMode,
+    per: usize,
+) {
+    let rows: Vec<(i64, Row)> = ids.map(|i| (i, make_row(i, rng))).collect();
+    model.extend(rows.iter().cloned());
+    load(loc, write_rows(&path, &rows), mode, per).await;
+}
+
 /// `n` new rows with the next ids, added to the model.
 fn batch(
     rng: &mut Rng,
@@ -302,15 +335,9 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
     let dir = tempfile::tempdir().unwrap();
     let loc = local(dir.path(), "c.lance");
     let mut rng = Rng(99);
-    let rows: Vec<(i64, Row)> = (0..600).map(|i| (i, make_row(i, &mut rng))).collect();
-    let model: BTreeMap<i64, Row> = rows.iter().cloned().collect();
-    load(
-        &loc,
-        write_rows(&dir.path().join("c.parquet"), &rows),
-        WriteMode::Create,
-        30,
-    )
-    .await;
+    let mut model: BTreeMap<i64, Row> = BTreeMap::new();
+    let c = dir.path().join("c.parquet");
+    add_rows(&loc, c, 0..600, &mut rng, &mut model, WriteMode::Create, 30).await;
     build_indexes(&loc).await;
     create_scalar_index(
         &loc,
@@ -332,17 +359,7 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
         .await
         .unwrap();
 
-    let report = compact(
-        &loc,
-        &CompactRequest {
-            target_rows_per_fragment: Some(200),
-            ..Default::default()
-        },
-        &LocalExecutor::new(2),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let report = compact_to(&loc, 200).await.unwrap();
     assert!(report.compacted);
     assert_eq!(report.fragments_before, 20);
     // The index segments cover fragments 0-9 and 10-19; compaction merges
@@ -396,20 +413,29 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
     // Time travel: the pre-compaction version is still readable, unchanged.
     assert!(contents(&loc, Some(before_version)).await == model);
     // Nothing left to do: no new version.
-    let again = compact(
-        &loc,
-        &CompactRequest {
-            target_rows_per_fragment: Some(200),
-            ..Default::default()
-        },
-        &LocalExecutor::new(2),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let again = compact_to(&loc, 200).await.unwrap();
     assert!(!again.compacted);
     assert_eq!(again.version, report.version);
     assert_eq!(latest_version(&loc).await, report.version);
+
+    // Cleanup frees the pre-compaction files, except what a tagged version uses.
+    lanceflow::versions::create_tag(&loc, "before", Some(before_version))
+        .await
+        .unwrap();
+    let cleaned = lanceflow::versions::cleanup(&loc, std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert!(
+        cleaned.old_versions > 0 && cleaned.bytes_removed > 0,
+        "{cleaned:?}"
+    );
+    assert!(contents(&loc, None).await == model);
+    assert!(contents(&loc, Some(before_version)).await == model);
+    assert!(loc
+        .open(Some(&VersionSpec::Number(before_version - 1)))
+        .await
+        .is_err());
+    check_search(&loc, &model, "after cleanup").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,15 +444,8 @@ async fn appends_during_compaction_are_neither_lost_nor_doubled() {
     let loc = local(dir.path(), "r.lance");
     let mut rng = Rng(5);
     let mut model: BTreeMap<i64, Row> = BTreeMap::new();
-    let rows: Vec<(i64, Row)> = (0..400).map(|i| (i, make_row(i, &mut rng))).collect();
-    model.extend(rows.iter().cloned());
-    load(
-        &loc,
-        write_rows(&dir.path().join("a.parquet"), &rows),
-        WriteMode::Create,
-        20,
-    )
-    .await;
+    let a = dir.path().join("a.parquet");
+    add_rows(&loc, a, 0..400, &mut rng, &mut model, WriteMode::Create, 20).await;
     build_indexes(&loc).await;
 
     // Deterministic interleaving: plan and rewrite, an append lands, then
@@ -443,11 +462,13 @@ async fn appends_during_compaction_are_neither_lost_nor_doubled() {
     )
     .await
     .unwrap();
-    let extra: Vec<(i64, Row)> = (400..450).map(|i| (i, make_row(i, &mut rng))).collect();
-    model.extend(extra.iter().cloned());
-    load(
+    let b = dir.path().join("b.parquet");
+    add_rows(
         &loc,
-        write_rows(&dir.path().join("b.parquet"), &extra),
+        b,
+        400..450,
+        &mut rng,
+        &mut model,
         WriteMode::Append,
         25,
     )
@@ -460,13 +481,8 @@ async fn appends_during_compaction_are_neither_lost_nor_doubled() {
     let more: Vec<(i64, Row)> = (450..530).map(|i| (i, make_row(i, &mut rng))).collect();
     model.extend(more.iter().cloned());
     let file = write_rows(&dir.path().join("c.parquet"), &more);
-    let request = CompactRequest {
-        target_rows_per_fragment: Some(1000),
-        ..Default::default()
-    };
-    let exec = LocalExecutor::new(2);
     let (compacted, ()) = tokio::join!(
-        compact(&loc, &request, &exec, &NoProgress),
+        compact_to(&loc, 1000),
         load(&loc, file, WriteMode::Append, 10)
     );
     compacted.unwrap();
@@ -480,11 +496,13 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     let loc = local(dir.path(), "o.lance");
     let mut rng = Rng(77);
     let mut model: BTreeMap<i64, Row> = BTreeMap::new();
-    let rows: Vec<(i64, Row)> = (0..500).map(|i| (i, make_row(i, &mut rng))).collect();
-    model.extend(rows.iter().cloned());
-    load(
+    let a = dir.path().join("a.parquet");
+    add_rows(
         &loc,
-        write_rows(&dir.path().join("a.parquet"), &rows),
+        a,
+        0..500,
+        &mut rng,
+        &mut model,
         WriteMode::Create,
         100,
     )
@@ -498,13 +516,13 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     let (vector_segments, _) = segments(&info, "vector_idx");
 
     for (round, start) in [(0, 500i64), (1, 560)] {
-        let extra: Vec<(i64, Row)> = (start..start + 60)
-            .map(|i| (i, make_row(i, &mut rng)))
-            .collect();
-        model.extend(extra.iter().cloned());
-        load(
+        let x = dir.path().join(format!("x{round}.parquet"));
+        add_rows(
             &loc,
-            write_rows(&dir.path().join(format!("x{round}.parquet")), &extra),
+            x,
+            start..start + 60,
+            &mut rng,
+            &mut model,
             WriteMode::Append,
             20,
         )
@@ -539,14 +557,9 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
             assert!(!b.task.retrain);
         }
 
-        let report = optimize(
-            &loc,
-            &OptimizeRequest::default(),
-            &LocalExecutor::new(2),
-            &NoProgress,
-        )
-        .await
-        .unwrap();
+        let report = optimize_with(&loc, OptimizeRequest::default())
+            .await
+            .unwrap();
         assert!(report.optimized);
         assert_eq!(report.rows_indexed, 120, "60 rows for each of two indexes");
         let info = lanceflow::info::info(&loc, None).await.unwrap();
@@ -560,27 +573,20 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
 
     // Up to date: nothing to do, no new version.
     let version = latest_version(&loc).await;
-    let idle = optimize(
-        &loc,
-        &OptimizeRequest::default(),
-        &LocalExecutor::new(2),
-        &NoProgress,
-    )
-    .await
-    .unwrap();
+    let idle = optimize_with(&loc, OptimizeRequest::default())
+        .await
+        .unwrap();
     assert!(!idle.optimized);
     assert_eq!(latest_version(&loc).await, version);
 
     // Merge the two delta segments into one.
-    let merged = optimize(
+    let merged = optimize_with(
         &loc,
-        &OptimizeRequest {
+        OptimizeRequest {
             indexes: vec!["vector_idx".into()],
             merge: Some(2),
             ..Default::default()
         },
-        &LocalExecutor::new(2),
-        &NoProgress,
     )
     .await
     .unwrap();
@@ -590,15 +596,13 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     check_search(&loc, &model, "after merge").await;
 
     // Retrain: one index, every fragment, same answers.
-    let retrained = optimize(
+    let retrained = optimize_with(
         &loc,
-        &OptimizeRequest {
+        OptimizeRequest {
             indexes: vec!["vector_idx".into()],
             retrain: true,
             ..Default::default()
         },
-        &LocalExecutor::new(2),
-        &NoProgress,
     )
     .await
     .unwrap();
@@ -624,10 +628,13 @@ async fn maintenance_bad_input_is_refused_and_leaves_the_dataset_alone() {
 
     let loc = local(dir.path(), "b.lance");
     let mut rng = Rng(3);
-    let rows: Vec<(i64, Row)> = (0..100).map(|i| (i, make_row(i, &mut rng))).collect();
-    load(
+    let b = dir.path().join("b.parquet");
+    add_rows(
         &loc,
-        write_rows(&dir.path().join("b.parquet"), &rows),
+        b,
+        0..100,
+        &mut rng,
+        &mut BTreeMap::new(),
         WriteMode::Create,
         10,
     )
