@@ -19,6 +19,7 @@ use lance::dataset::index::DatasetIndexRemapperOptions;
 use lance::dataset::optimize::{
     commit_compaction, plan_compaction, CompactionOptions, CompactionTask, RewriteResult,
 };
+use lance::Dataset;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_invalid, Result};
@@ -208,8 +209,8 @@ pub async fn execute(task: CompactTask) -> Result<CompactOutput> {
 }
 
 /// Commit every rewrite in one version, remapping the indexes; returns the
-/// new version.
-pub async fn commit(plan: &CompactPlan, outputs: Vec<CompactOutput>) -> Result<u64> {
+/// dataset at the new version.
+pub async fn commit(plan: &CompactPlan, outputs: Vec<CompactOutput>) -> Result<Dataset> {
     let location = &plan.location;
     // The latest version, not the pinned one: rows appended meanwhile are
     // rebased, not lost.
@@ -223,7 +224,7 @@ pub async fn commit(plan: &CompactPlan, outputs: Vec<CompactOutput>) -> Result<u
     )
     .await
     .map_err(|e| location.lance_error("commit compaction", e))?;
-    Ok(dataset.version().version)
+    Ok(dataset)
 }
 
 /// Plan, rewrite on `executor`, commit once. Nothing to do: no new version.
@@ -285,13 +286,10 @@ pub async fn compact(
         report.fragments_added += o.result.metrics.fragments_added;
     }
     let commit_started = Instant::now();
-    report.version = commit(&plan, outputs).await?;
+    let committed = commit(&plan, outputs).await?;
     report.commit_seconds = commit_started.elapsed().as_secs_f64();
-    report.fragments_after = location
-        .open(Some(&VersionSpec::Number(report.version)))
-        .await?
-        .get_fragments()
-        .len();
+    report.version = committed.version().version;
+    report.fragments_after = committed.get_fragments().len();
     report.compacted = true;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -259,15 +259,15 @@ pub async fn plan(
         "--retrain rebuilds every segment into one; it cannot be combined with --merge"
     );
 
-    let options = lance_options(location, &dataset, request, parallelism).await?;
-    let lance_plan = plan_optimize_indices(&dataset, &options)
-        .await
-        .map_err(|e| location.lance_error("plan index optimization", e))?;
-
     let rows: BTreeMap<u32, u64> = fragment_rows(location, &dataset)
         .await?
         .into_iter()
         .collect();
+    let options = lance_options(location, &dataset, request, &before, &rows, parallelism).await?;
+    let lance_plan = plan_optimize_indices(&dataset, &options)
+        .await
+        .map_err(|e| location.lance_error("plan index optimization", e))?;
+
     let mut group_index: BTreeMap<u32, String> = BTreeMap::new();
     let builds = lance_plan
         .tasks
@@ -308,13 +308,17 @@ pub async fn plan(
 }
 
 /// The lance options: bounded build tasks, so the new fragments of a large
-/// append are indexed by several workers at once.
+/// append are indexed by several workers at once. `selected` are the indexes
+/// the request covers; `rows` the rows of every fragment.
 async fn lance_options(
     location: &Location,
     dataset: &Dataset,
     request: &OptimizeRequest,
+    selected: &[IndexInfo],
+    rows: &BTreeMap<u32, u64>,
     parallelism: usize,
 ) -> Result<OptimizeOptions> {
+    use lance::index::DatasetIndexInternalExt;
     let mut options = if request.retrain {
         OptimizeOptions::retrain()
     } else {
@@ -323,21 +327,26 @@ async fn lance_options(
     if !request.indexes.is_empty() {
         options = options.index_names(request.indexes.clone());
     }
-    // Rows per build task: the largest index's unindexed rows over the
-    // workers, so each worker gets one task (at least 1,000 rows a task).
-    let fragments = fragment_rows(location, dataset).await?;
-    let mut most_unindexed = 0u64;
-    for info in index_infos(location, dataset).await? {
-        if !request.indexes.is_empty() && !request.indexes.contains(&info.name) {
-            continue;
-        }
-        let unindexed = dataset_unindexed_rows(location, dataset, &info.name, &fragments).await?;
-        most_unindexed = most_unindexed.max(unindexed);
-    }
-    let total: u64 = fragments.iter().map(|f| f.1).sum();
+    // Rows per build task: the largest index's unindexed rows (all rows for
+    // a retrain) over the workers, so each worker gets one task (at least
+    // 1,000 rows a task).
     let basis = if request.retrain {
-        total
+        rows.values().sum()
     } else {
+        let mut most_unindexed = 0u64;
+        for info in selected {
+            let name = &info.name;
+            let unindexed: u64 = dataset
+                .unindexed_fragments(name)
+                .await
+                .map_err(|e| {
+                    location.lance_error(&format!("list fragments index '{name}' misses"), e)
+                })?
+                .iter()
+                .filter_map(|f| u32::try_from(f.id).ok().and_then(|id| rows.get(&id)))
+                .sum();
+            most_unindexed = most_unindexed.max(unindexed);
+        }
         most_unindexed
     };
     let per_task = basis.div_ceil(parallelism.max(1) as u64).max(1_000);
@@ -350,36 +359,14 @@ async fn lance_options(
         .max_rows_per_segment(request.rows_per_segment))
 }
 
-async fn dataset_unindexed_rows(
-    location: &Location,
-    dataset: &Dataset,
-    name: &str,
-    fragments: &[(u32, u64)],
-) -> Result<u64> {
-    use lance::index::DatasetIndexInternalExt;
-    let unindexed = dataset
-        .unindexed_fragments(name)
-        .await
-        .map_err(|e| location.lance_error(&format!("list fragments index '{name}' misses"), e))?;
-    Ok(unindexed
-        .iter()
-        .filter_map(|f| {
-            fragments
-                .iter()
-                .find(|(id, _)| u64::from(*id) == f.id)
-                .map(|(_, rows)| *rows)
-        })
-        .sum())
-}
-
-/// Publish the merged segments in one version; returns it.
-pub async fn commit(plan: &OptimizePlan, merged: Vec<IndexSegmentResult>) -> Result<u64> {
+/// Publish the merged segments in one version; returns the dataset at it.
+pub async fn commit(plan: &OptimizePlan, merged: Vec<IndexSegmentResult>) -> Result<Dataset> {
     let location = &plan.location;
     let mut dataset = location.open(None).await?;
     commit_optimize_indices(&mut dataset, merged, &plan.options)
         .await
         .map_err(|e| location.lance_error("commit index optimization", e))?;
-    Ok(dataset.version().version)
+    Ok(dataset)
 }
 
 /// Plan, build and merge on `executor`, commit once. Nothing to do: no new
@@ -448,18 +435,15 @@ pub async fn optimize(
     let merged: Vec<IndexSegmentResult> = merged.into_iter().filter_map(|o| o.segment).collect();
 
     let commit_started = Instant::now();
-    report.version = if merged.is_empty() {
-        plan.read_version
+    if merged.is_empty() {
+        report.indexes = changes(&plan.before, &plan.before);
     } else {
-        commit(&plan, merged).await?
-    };
+        let committed = commit(&plan, merged).await?;
+        report.version = committed.version().version;
+        report.optimized = true;
+        report.indexes = changes(&plan.before, &index_infos(location, &committed).await?);
+    }
     report.commit_seconds = commit_started.elapsed().as_secs_f64();
-    report.optimized = report.version != plan.read_version;
-    let after_ds = location
-        .open(Some(&VersionSpec::Number(report.version)))
-        .await?;
-    let after = index_infos(location, &after_ds).await?;
-    report.indexes = changes(&plan.before, &after);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

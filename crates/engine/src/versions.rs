@@ -1,4 +1,4 @@
-//! Versions, tags, restore and cleanup: Lance's time travel, made visible.
+//! Versions, tags, restore, cleanup and row deletes: Lance's time travel, made visible.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -29,22 +29,30 @@ pub async fn latest_version(loc: &Location) -> u64 {
     loc.open(None).await.unwrap().version().version
 }
 
-/// The `id` column in scan order (nulls as 0).
-pub async fn ids(loc: &Location, version: Option<u64>) -> Vec<i64> {
-    use arrow_array::cast::AsArray;
+/// `columns` of the dataset at `version` (latest when `None`), in scan order.
+pub async fn scan_columns(
+    loc: &Location,
+    version: Option<u64>,
+    columns: &[&str],
+) -> Vec<arrow_array::RecordBatch> {
     use futures::TryStreamExt;
     let at = version.map(lanceflow::VersionSpec::Number);
     let ds = loc.open(at.as_ref()).await.unwrap();
     let mut scan = ds.scan();
-    scan.project(&["id"]).unwrap();
-    let batches: Vec<_> = scan
-        .try_into_stream()
+    scan.project(columns).unwrap();
+    scan.try_into_stream()
         .await
         .unwrap()
         .try_collect()
         .await
-        .unwrap();
-    batches
+        .unwrap()
+}
+
+/// The `id` column in scan order (nulls as 0).
+pub async fn ids(loc: &Location, version: Option<u64>) -> Vec<i64> {
+    use arrow_array::cast::AsArray;
+    scan_columns(loc, version, &["id"])
+        .await
         .iter()
         .flat_map(|b| {
             b.column(0)

@@ -9,7 +9,6 @@ use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use futures::TryStreamExt;
 use lanceflow::compact::{compact, CompactReport, CompactRequest};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::optimize::{optimize, OptimizeReport, OptimizeRequest};
@@ -104,19 +103,8 @@ async fn load(loc: &Location, file: PathBuf, mode: WriteMode, per_fragment: usiz
 
 /// Every row of the dataset at `version` (latest when `None`), by id.
 async fn contents(loc: &Location, version: Option<u64>) -> BTreeMap<i64, Row> {
-    let at = version.map(VersionSpec::Number);
-    let ds = loc.open(at.as_ref()).await.unwrap();
-    let mut scan = ds.scan();
-    scan.project(&["id", "text", "vector"]).unwrap();
-    let batches: Vec<RecordBatch> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
     let mut out = BTreeMap::new();
-    for b in batches {
+    for b in scan_columns(loc, version, &["id", "text", "vector"]).await {
         let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
         let texts = b.column(1).as_string::<i32>();
         let vectors = b.column(2).as_fixed_size_list();
