@@ -19,3 +19,5 @@ if [ -z "${RUSTFLAGS+x}" ]; then
   export RUSTFLAGS="${RUSTFLAGS# }"
 fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Where scripts/build-python.sh leaves the Python wheel.
+export LANCEFLOW_WHEEL_DIR="${LANCEFLOW_WHEEL_DIR:-$HOME/.cache/lanceflow/wheels}"

@@ -44,6 +44,15 @@ if [ ! -f "$model_dir/onnx/model.onnx" ]; then
   python3 scripts/export_onnx.py >/dev/null
 fi
 
+# The Python package's tests: a local Ray cluster (ray.cluster_utils), pytest,
+# and pylance to read datasets back independently of lanceflow.
+if ! python3 -c "import ray.data, pytest, lance, maturin" >/dev/null 2>&1; then
+  echo "setup: installing ray, pytest, pylance and maturin" >&2
+  python3 -m pip install -q "ray[data]==2.60.0" pytest "pylance==14.0.2" "maturin>=1.9,<2"
+fi
+
 source scripts/env.sh
 echo "setup: building lanceflow (target dir: $CARGO_TARGET_DIR)" >&2
 cargo build --quiet --bin lanceflow
+echo "setup: building and installing the Python wheel" >&2
+bash scripts/build-python.sh >/dev/null

@@ -30,7 +30,20 @@ set +e
 cargo test "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 set -e
-# One closing line for the whole run.
+
+# The Python package (Ray executor, API) against a local 3-node Ray cluster.
+# Skipped when cargo test got a filter (a targeted Rust run).
+py_status=0
+if [ $# -eq 0 ] && [ -z "${LANCEFLOW_SKIP_PYTHON:-}" ]; then
+  bash scripts/build-python.sh >/dev/null
+  set +e
+  python3 -m pytest crates/python/tests -q -p no:cacheprovider 2>&1 | tee -a "$out"
+  py_status=${PIPESTATUS[0]}
+  set -e
+fi
+# One closing line for the whole run (cargo's and pytest's counts).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^[0-9]+ (passed|failed)|, [0-9]+ (passed|failed)/ && /in [0-9.]+s/ { for (i = 1; i <= NF; i++) { w = $(i+1); gsub(/[^a-z]/, "", w); if (w == "passed") p += $i; if (w == "failed") f += $i } }
      END { printf "totals: %d passed, %d failed\n", p, f }' "$out"
-exit "$status"
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$py_status"

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// lanceflow: raw text to a searchable vector knowledge base in Lance.
 #[derive(Debug, Parser)]
@@ -37,6 +37,29 @@ pub struct GlobalArgs {
     /// No progress output.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Where tasks run: threads in this process, or a Ray cluster (through
+    /// the Python package: `pip install` the lanceflow wheel first).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = ExecutorKind::Local,
+        global = true,
+        env = "LANCEFLOW_EXECUTOR"
+    )]
+    pub executor: ExecutorKind,
+    /// Ray cluster to join with --executor ray (default: RAY_ADDRESS, else a
+    /// running local cluster, else a new local Ray instance).
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub ray_address: Option<String>,
+}
+
+/// Where a command's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// Threads in this process (the embedded default).
+    Local,
+    /// Tasks on a Ray cluster.
+    Ray,
 }
 
 /// Time travel: which version to read.

@@ -8,7 +8,9 @@ use anyhow::Result;
 use lanceflow::config::Config;
 use lanceflow::ingest::{IngestRequest, WriteMode};
 use lanceflow::input::InputFormat;
-use lanceflow::{LocalExecutor, Location, StorageOptions, VersionSpec};
+use std::sync::Arc;
+
+use lanceflow::{Executor, LocalExecutor, Location, StorageOptions, VersionSpec};
 use serde::Serialize;
 
 use lanceflow::search::{SearchResults, VectorSearchRequest};
@@ -20,6 +22,7 @@ use crate::args::{
     SearchCommand, TagCommand, TextSearchArgs, VectorIndexArgs, VectorSearchArgs, VersionArgs,
 };
 use crate::render::progress_for;
+use crate::{ExecutorFactory, ExecutorKind};
 
 /// Settings shared by every command, validated once.
 pub(crate) struct Context {
@@ -27,10 +30,11 @@ pub(crate) struct Context {
     pub(crate) workers: usize,
     pub(crate) json: bool,
     pub(crate) quiet: bool,
+    executor: Arc<dyn Executor>,
 }
 
 impl Context {
-    fn new(global: &GlobalArgs) -> Result<Self> {
+    fn new(global: &GlobalArgs, remote: Option<&dyn ExecutorFactory>) -> Result<Self> {
         let config = match &global.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
@@ -44,15 +48,37 @@ impl Context {
                 lanceflow::Error::InvalidInput("--workers must be at least 1".into()).into(),
             );
         }
-        let workers = global
-            .workers
-            .or(config.workers)
-            .unwrap_or_else(lanceflow::executor::default_workers);
+        let (executor, workers): (Arc<dyn Executor>, usize) = match global.executor {
+            ExecutorKind::Local => {
+                let workers = global
+                    .workers
+                    .or(config.workers)
+                    .unwrap_or_else(lanceflow::executor::default_workers);
+                (Arc::new(LocalExecutor::new(workers)), workers)
+            }
+            ExecutorKind::Ray => {
+                let Some(factory) = remote else {
+                    return Err(lanceflow::Error::NotSupported(
+                        "--executor ray needs the Python package: run `python3 -m lanceflow ...` \
+                         (the `lanceflow` binary does this itself)"
+                            .into(),
+                    )
+                    .into());
+                };
+                let executor = factory.make(
+                    global.ray_address.as_deref(),
+                    global.workers.or(config.workers),
+                )?;
+                let workers = executor.parallelism();
+                (executor, workers)
+            }
+        };
         Ok(Self {
             options,
             workers,
             json: global.json,
             quiet: global.quiet,
+            executor,
         })
     }
 
@@ -60,8 +86,32 @@ impl Context {
         Ok(Location::resolve(uri, &self.options)?)
     }
 
-    pub(crate) fn executor(&self) -> LocalExecutor {
-        LocalExecutor::new(self.workers)
+    /// Where this command's tasks run (`--executor`).
+    pub(crate) fn executor(&self) -> SharedExecutor {
+        SharedExecutor(self.executor.clone())
+    }
+}
+
+/// The command's executor, whichever kind it is, as one `Executor` value.
+pub(crate) struct SharedExecutor(Arc<dyn Executor>);
+
+#[async_trait::async_trait]
+impl Executor for SharedExecutor {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    fn parallelism(&self) -> usize {
+        self.0.parallelism()
+    }
+
+    async fn run(
+        &self,
+        stage: &str,
+        tasks: Vec<lanceflow::task::TaskSpec>,
+        progress: &dyn lanceflow::progress::Progress,
+    ) -> lanceflow::Result<Vec<lanceflow::task::TaskOutcome>> {
+        self.0.run(stage, tasks, progress).await
     }
 }
 
@@ -80,8 +130,12 @@ pub(crate) fn print_json(out: &mut dyn Write, value: &impl Serialize) -> Result<
 }
 
 /// Run one parsed command line.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
-    let ctx = Context::new(&cli.global)?;
+pub async fn run(
+    cli: Cli,
+    out: &mut dyn Write,
+    remote: Option<&dyn ExecutorFactory>,
+) -> Result<()> {
+    let ctx = Context::new(&cli.global, remote)?;
     match cli.command {
         Command::Ingest(args) => ingest(&ctx, args, out).await,
         Command::Info { uri, at } => info(&ctx, &uri, &at, out).await,

@@ -485,17 +485,33 @@ fn model_fingerprint(dir: &Path, config: &str, max_tokens: usize, backend: Backe
 
 /// One embedder per process and options: workers load the model once and
 /// reuse it for every task they run.
+///
+/// Entries are keyed by process id too: a process forked after loading a
+/// model (Python's multiprocessing, Ray's worker pool) inherits the cache but
+/// not the embedder's thread pool, so a child loads its own copy instead of
+/// waiting on threads that do not exist in it.
 pub fn shared_embedder(options: &EmbedderOptions) -> Result<Arc<Embedder>> {
-    static CACHE: OnceLock<Mutex<HashMap<EmbedderOptions, Arc<Embedder>>>> = OnceLock::new();
+    type Cache = HashMap<(u32, EmbedderOptions), Arc<Embedder>>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut guard = cache
         .lock()
         .map_err(|_| Error::Internal("embedder cache poisoned".into()))?;
-    if let Some(e) = guard.get(options) {
+    let pid = std::process::id();
+    let key = (pid, options.clone());
+    if let Some(e) = guard.get(&key) {
         return Ok(e.clone());
     }
+    // Entries of a parent process are unusable here; dropping one would join
+    // threads that no longer exist, so they are leaked instead.
+    let inherited: Vec<_> = guard.keys().filter(|(p, _)| *p != pid).cloned().collect();
+    for stale in inherited {
+        if let Some(e) = guard.remove(&stale) {
+            std::mem::forget(e);
+        }
+    }
     let embedder = Arc::new(Embedder::load(options)?);
-    guard.insert(options.clone(), embedder.clone());
+    guard.insert(key, embedder.clone());
     Ok(embedder)
 }
 

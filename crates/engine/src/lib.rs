@@ -37,6 +37,7 @@ pub mod input;
 pub mod onnx;
 pub mod optimize;
 pub mod progress;
+pub mod read;
 pub mod scalar_index;
 pub mod search;
 pub mod storage;

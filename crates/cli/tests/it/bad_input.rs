@@ -272,3 +272,29 @@ fn optimize_an_unknown_index_name() {
     );
     assert_eq!(version_of(&f.uri, &[]), version);
 }
+
+#[test]
+fn ray_executor_without_python_names_the_fix() {
+    let f = fixture();
+    let o = run_env(
+        &[
+            "--executor",
+            "ray",
+            "index",
+            "scalar",
+            &f.uri,
+            "--column",
+            "id",
+            "--type",
+            "BTREE",
+        ],
+        &[("LANCEFLOW_PYTHON", "/nonexistent/python3")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("LANCEFLOW_PYTHON") && err.contains("wheel"),
+        "{err}"
+    );
+    f.unchanged();
+}

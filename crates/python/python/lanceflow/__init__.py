@@ -1,0 +1,66 @@
+"""lanceflow: raw text to a searchable Lance vector knowledge base.
+
+The engine is Rust (``lanceflow._native``); this package adds the Ray
+executor and a Python API whose names a lance-ray user recognises. Every
+operation runs as plan → tasks → execute → commit: the driver plans against
+one pinned version and commits once, workers (threads here, or Ray tasks and
+actors) only execute tasks.
+"""
+
+from ._native import (
+    AlreadyExistsError,
+    CommitConflictError,
+    InternalError,
+    InvalidInputError,
+    LanceflowError,
+    NotFoundError,
+    NotSupportedError,
+    StorageError,
+    TasksFailedError,
+    __version__,
+)
+from .api import (
+    cleanup,
+    compact_files,
+    create_index,
+    create_scalar_index,
+    embed,
+    hybrid_search,
+    info,
+    ingest,
+    optimize_indices,
+    read_lance,
+    search_text,
+    vector_search,
+    versions,
+    write_lance,
+)
+from .executor import RayExecutor
+
+__all__ = [
+    "AlreadyExistsError",
+    "CommitConflictError",
+    "InternalError",
+    "InvalidInputError",
+    "LanceflowError",
+    "NotFoundError",
+    "NotSupportedError",
+    "RayExecutor",
+    "StorageError",
+    "TasksFailedError",
+    "__version__",
+    "cleanup",
+    "compact_files",
+    "create_index",
+    "create_scalar_index",
+    "embed",
+    "hybrid_search",
+    "info",
+    "ingest",
+    "optimize_indices",
+    "read_lance",
+    "search_text",
+    "vector_search",
+    "versions",
+    "write_lance",
+]
