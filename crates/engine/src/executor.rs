@@ -126,18 +126,7 @@ impl Executor for LocalExecutor {
                 });
             }
             all_ok &= outcome.result.is_ok();
-            progress.report(ProgressEvent::TaskFinished {
-                stage: stage.to_string(),
-                task: outcome.index,
-                ok: outcome.result.is_ok(),
-                rows: outcome
-                    .result
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| v.get("rows"))
-                    .and_then(|r| r.as_u64()),
-                seconds: outcome.seconds,
-            });
+            report_finished(progress, stage, &outcome);
             outcomes.push(outcome);
         }
         progress.report(ProgressEvent::StageFinished {
@@ -147,6 +136,23 @@ impl Executor for LocalExecutor {
         });
         Ok(outcomes)
     }
+}
+
+/// Report one finished task (every executor does it the same way, so
+/// renderers see the same events whatever ran the task).
+pub fn report_finished(progress: &dyn Progress, stage: &str, outcome: &TaskOutcome) {
+    progress.report(ProgressEvent::TaskFinished {
+        stage: stage.to_string(),
+        task: outcome.index,
+        ok: outcome.result.is_ok(),
+        rows: outcome
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("rows"))
+            .and_then(|r| r.as_u64()),
+        seconds: outcome.seconds,
+    });
 }
 
 /// Run one task on a tokio worker thread, retrying retryable failures.

@@ -56,7 +56,12 @@ pub async fn plan_read(
     if let Some(columns) = &request.columns {
         for column in columns {
             if dataset.schema().field(column).is_none() {
-                let known: Vec<_> = dataset.schema().fields.iter().map(|f| f.name.clone()).collect();
+                let known: Vec<_> = dataset
+                    .schema()
+                    .fields
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect();
                 return Err(Error::NotFound(format!(
                     "column '{column}' is not in {} (columns: {})",
                     location.uri(),

@@ -327,18 +327,7 @@ impl Executor for PyExecutor {
                 });
             }
             all_ok &= outcome.result.is_ok();
-            progress.report(ProgressEvent::TaskFinished {
-                stage: stage.to_string(),
-                task: outcome.index,
-                ok: outcome.result.is_ok(),
-                rows: outcome
-                    .result
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| v.get("rows"))
-                    .and_then(|r| r.as_u64()),
-                seconds: outcome.seconds,
-            });
+            lanceflow::executor::report_finished(progress, stage, &outcome);
             outcomes.push(outcome);
             Ok(())
         };
@@ -473,7 +462,9 @@ fn plan_read(
 ) -> PyResult<Vec<String>> {
     let mut options = lanceflow::StorageOptions::default();
     for (key, value) in storage_options.unwrap_or_default() {
-        options.set_pair(&format!("{key}={value}")).map_err(to_py_err)?;
+        options
+            .set_pair(&format!("{key}={value}"))
+            .map_err(to_py_err)?;
     }
     let location = lanceflow::Location::resolve(&uri, &options).map_err(to_py_err)?;
     let at = match (version, tag) {
@@ -499,13 +490,18 @@ fn plan_read(
 /// Execute one read task: its rows as an Arrow IPC stream (bytes), which
 /// `pyarrow.ipc.open_stream` reads without copying.
 #[pyfunction]
-fn read_task<'py>(py: Python<'py>, task_json: String) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+fn read_task<'py>(
+    py: Python<'py>,
+    task_json: String,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
     let task: lanceflow::read::ReadTask = serde_json::from_str(&task_json)
         .map_err(|e| InvalidInputError::new_err(format!("not a lanceflow read task: {e}")))?;
-    let (schema, batches) = block_on_interruptible(py, move || async move {
-        lanceflow::read::read(&task).await
-    })?
-    .map_err(to_py_err)?;
+    let (schema, batches) =
+        block_on_interruptible(
+            py,
+            move || async move { lanceflow::read::read(&task).await },
+        )?
+        .map_err(to_py_err)?;
     let mut buffer = Vec::new();
     {
         let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut buffer, &schema)

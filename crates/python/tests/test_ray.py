@@ -120,6 +120,14 @@ def test_pipeline_on_ray_equals_local(pair, ray_executor):
             lanceflow.search_text(remote, q, k=10, columns=["id"]),
             "_score",
         )
+        hybrid = lanceflow.hybrid_search(remote, q, k=5, nprobes=16, columns=["id"])
+        assert hybrid.num_rows == 5 and "_score" in hybrid.column_names
+        assert_same_hits(
+            lanceflow.hybrid_search(local, q, k=5, nprobes=16, columns=["id"]), hybrid, "_score"
+        )
+    report = lanceflow.cleanup(remote, "0s", dry_run=True)
+    assert isinstance(report, dict)
+    assert lance.dataset(remote).version == len(lanceflow.versions(remote))
 
 
 def test_maintenance_on_ray_equals_local(pair, ray_executor, tmp_path):
