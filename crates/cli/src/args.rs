@@ -143,6 +143,22 @@ pub enum Command {
     /// Convert a demo corpus to JSONL.
     #[command(subcommand)]
     Convert(ConvertCommand),
+    /// Run the whole workflow from one TOML file (ingest → embed → indexes →
+    /// searches → append → optimise → compact), resumably; prints a table.
+    Pipeline {
+        /// The pipeline file (see examples/wordnet.toml).
+        #[arg(value_name = "PIPELINE.toml")]
+        file: PathBuf,
+        /// Also write the results table as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// State file (default: next to a local dataset, DATASET.pipeline-state.json).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Ignore the state of an earlier run and start from the first stage.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Benchmarks (throughput figures, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),

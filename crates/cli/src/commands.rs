@@ -138,6 +138,23 @@ pub async fn run(
     let ctx = Context::new(&cli.global, remote)?;
     match cli.command {
         Command::Ingest(args) => ingest(&ctx, args, out).await,
+        Command::Pipeline {
+            file,
+            report,
+            state,
+            restart,
+        } => {
+            crate::pipeline::run(
+                &cli.global,
+                &file,
+                report.as_deref(),
+                state.as_deref(),
+                restart,
+                remote,
+                out,
+            )
+            .await
+        }
         Command::Info { uri, at } => info(&ctx, &uri, &at, out).await,
         Command::Versions { uri } => versions(&ctx, &uri, out).await,
         Command::Tag(cmd) => tag(&ctx, cmd, out).await,

@@ -14,6 +14,7 @@ mod bench_embed;
 mod bench_maintain;
 mod bench_text;
 mod commands;
+mod pipeline;
 mod render;
 
 use std::ffi::OsString;

@@ -345,3 +345,129 @@ fn append_optimize_compact_and_version_history() {
         "{text}"
     );
 }
+
+/// `pipeline FILE`: every stage once, a results table and JSON report;
+/// a re-run skips finished stages; a changed file is refused; an append that
+/// committed before its state was written is not appended twice.
+#[test]
+fn pipeline_runs_resumes_and_appends_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/wordnet-sample.jsonl"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(sample)
+        .unwrap()
+        .lines()
+        .take(500)
+        .map(str::to_string)
+        .collect();
+    let base = dir.path().join("base.jsonl");
+    let batch = dir.path().join("batch.jsonl");
+    std::fs::write(&base, lines[..400].join("\n") + "\n").unwrap();
+    std::fs::write(&batch, lines[400..].join("\n") + "\n").unwrap();
+    let uri = dir.path().join("kb.lance");
+    let uri = uri.to_str().unwrap();
+    let file = dir.path().join("pipeline.toml");
+    let config = format!(
+        r#"dataset = "{uri}"
+[input]
+path = "{}"
+rows_per_fragment = 100
+[embedding]
+template = "{{title}}: {{text}}"
+[vector_index]
+type = "IVF_FLAT"
+metric = "cosine"
+[fts]
+columns = ["text"]
+[search]
+queries = ["a large body of water"]
+k = 3
+columns = ["title"]
+[append]
+path = "{}"
+rows_per_fragment = 50
+"#,
+        base.display(),
+        batch.display()
+    );
+    std::fs::write(&file, &config).unwrap();
+    let report_path = dir.path().join("report.json");
+    let file_arg = file.to_str().unwrap();
+    let out = ok(&run(&[
+        "pipeline",
+        file_arg,
+        "--report",
+        report_path.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains("rows/s") && out.contains("version history"),
+        "{out}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "ingest",
+        "embed",
+        "vector_index",
+        "fts_index(text)",
+        "append",
+        "embed_new_rows",
+        "optimize_indexes",
+        "compact",
+    ] {
+        assert!(
+            stages.contains(&expected),
+            "{expected} missing from {stages:?}"
+        );
+    }
+    let rows = |name: &str| {
+        report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap()["rows"]
+            .clone()
+    };
+    assert_eq!(rows("ingest"), 400);
+    assert_eq!(rows("embed"), 400);
+    assert_eq!(rows("append"), 100);
+    let info = info_json(uri, &[], &[]);
+    assert_eq!(info["rows"], 500);
+    let version = version_of(uri, &[]);
+
+    // Re-run: nothing is done again.
+    let again = ok(&run(&["pipeline", file_arg]));
+    assert!(again.contains("done in an earlier run"), "{again}");
+    assert_eq!(version_of(uri, &[]), version);
+
+    // A crash after the append's commit but before its state was written.
+    let state_path = format!("{uri}.pipeline-state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+    for stage in ["append", "embed_new_rows", "optimize_indexes", "compact"] {
+        state["done"].as_object_mut().unwrap().remove(stage);
+    }
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let resumed = ok(&run(&["pipeline", file_arg]));
+    assert!(resumed.contains("committed by an earlier run"), "{resumed}");
+    assert_eq!(info_json(uri, &[], &[])["rows"], 500, "appended twice");
+
+    // A changed file is refused until --restart.
+    std::fs::write(&file, config.replace("k = 3", "k = 4")).unwrap();
+    let refused = run(&["pipeline", file_arg]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("--restart"),
+        "{}",
+        stderr(&refused)
+    );
+}
