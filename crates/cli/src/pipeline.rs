@@ -350,10 +350,10 @@ pub async fn run(
         writeln!(
             out,
             "  {:>4}  {:<22} {:>9} rows  {:>4} fragments",
-            v["version"],
+            v["version"].as_u64().unwrap_or(0),
             v["operation"].as_str().unwrap_or(""),
-            v["rows"],
-            v["fragments"]
+            v["rows"].as_u64().unwrap_or(0),
+            v["fragments"].as_u64().unwrap_or(0)
         )?;
     }
     if let Some(report) = report {
