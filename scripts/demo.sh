@@ -81,3 +81,11 @@ echo "version history:"
 # a results table (stage, time, rows, rows/s, version), also as JSON.
 echo "the whole workflow from one file (examples/wordnet.toml):"
 "$LANCEFLOW" pipeline examples/wordnet.toml --restart --report "$WORK/pipeline-report.json"
+
+# The online retrieval service, loaded like the seed's online RAG test: 36
+# concurrent clients send text questions (embedding + search) over HTTP to
+# `lanceflow serve`, run in-process on a free loopback port; QPS and latency
+# percentiles per mode, next to the same requests run in-process.
+echo "online retrieval (lanceflow serve) under load:"
+"$LANCEFLOW" bench serve --dataset "$WORK/wordnet.lance" --mode vector,hybrid \
+  --concurrency 36 --requests 1000 --nprobes 20 --columns title,text

@@ -159,9 +159,47 @@ pub enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Serve vector, full-text and hybrid search over HTTP (JSON API, see
+    /// crates/cli/openapi.json).
+    Serve(Box<ServeArgs>),
     /// Benchmarks (throughput figures, not tests).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// Address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    pub addr: String,
+    #[command(flatten)]
+    pub at: VersionArgs,
+    /// Index cache size (e.g. 512MiB, 2GiB; lance's default is 6GiB).
+    #[arg(long, value_name = "SIZE")]
+    pub cache_size: Option<String>,
+    /// Read the API key from this environment variable; every route but
+    /// /health then needs `Authorization: Bearer <key>`.
+    #[arg(long, value_name = "NAME", conflicts_with = "api_key_file")]
+    pub api_key_env: Option<String>,
+    /// Read the API key from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Requests answered at once; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_concurrency: usize,
+    /// Largest request body in bytes (413 above it).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Seconds a request may run before it gets 504.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+    /// Load no embedding model: requests must send vectors (text search works).
+    #[arg(long)]
+    pub no_model: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +449,13 @@ pub struct VectorIndexArgs {
     /// HNSW: candidate list size while building.
     #[arg(long)]
     pub hnsw_ef_construction: Option<usize>,
+    /// Train IVF centroids and PQ codebooks as tasks on the workers (k-means
+    /// iterations and PQ sub-quantizers spread out) instead of on the driver.
+    #[arg(long)]
+    pub distributed_training: bool,
+    /// Seed of distributed training (same seed and data: same artifacts).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -649,6 +694,52 @@ pub enum BenchCommand {
     /// Full-text index build and full-text / vector / hybrid query latency, on a copy
     /// of a dataset with text and vectors.
     Text(Box<BenchTextArgs>),
+    /// Load test of the retrieval service: QPS and latency percentiles at a
+    /// concurrency, next to the in-process latency of the same requests.
+    Serve(Box<BenchServeArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// A running service (e.g. http://127.0.0.1:8080). Without it, --dataset
+    /// is served in this process on a free loopback port.
+    #[arg(long, value_name = "URL", required_unless_present = "dataset")]
+    pub url: Option<String>,
+    /// Dataset to serve in-process (also measures the in-process latency).
+    #[arg(long, value_name = "URI")]
+    pub dataset: Option<String>,
+    /// Concurrent clients (each with one keep-alive connection).
+    #[arg(long, default_value_t = 36)]
+    pub concurrency: usize,
+    /// Requests in all (after the warm-up).
+    #[arg(long, default_value_t = 5000)]
+    pub requests: usize,
+    /// Warm-up requests (not measured).
+    #[arg(long, default_value_t = 50)]
+    pub warmup: usize,
+    /// Modes to measure in turn: vector, text, hybrid (comma-separated).
+    #[arg(long, default_value = "vector", value_delimiter = ',', value_parser = ["vector", "text", "hybrid"])]
+    pub mode: Vec<String>,
+    /// Query texts, one per line (default: built-in questions).
+    #[arg(long, value_name = "FILE")]
+    pub queries: Option<PathBuf>,
+    /// Hits per query.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    pub k: usize,
+    /// IVF partitions probed.
+    #[arg(long)]
+    pub nprobes: Option<usize>,
+    /// Refine factor.
+    #[arg(long)]
+    pub refine_factor: Option<u32>,
+    /// Columns to return (default: every non-vector column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub columns: Option<Vec<String>>,
+    /// Environment variable holding the service's API key.
+    #[arg(long, value_name = "NAME")]
+    pub api_key_env: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -772,6 +863,9 @@ pub struct BenchVectorArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Train IVF / PQ as tasks on the workers (see `index vector --distributed-training`).
+    #[arg(long)]
+    pub distributed_training: bool,
     /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
     #[arg(long)]
     pub dataset: Option<String>,

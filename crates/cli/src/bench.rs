@@ -117,6 +117,8 @@ pub(crate) async fn bench_vector(
     let mut request = VectorIndexRequest::new("vector", index_type, metric);
     request.partitions = args.partitions;
     request.sub_vectors = args.sub_vectors;
+    request.distributed_training = args.distributed_training;
+    request.seed = args.seed;
     let started = Instant::now();
     let report = lanceflow::vector_index::create_vector_index(
         &location,

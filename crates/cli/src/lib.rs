@@ -12,10 +12,12 @@ mod args;
 mod bench;
 mod bench_embed;
 mod bench_maintain;
+mod bench_serve;
 mod bench_text;
 mod commands;
 mod pipeline;
 mod render;
+pub mod serve;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -66,7 +66,7 @@ pub(crate) struct FastBert {
 /// `[n×k]`). Bounds are checked here, so callers stay in safe code.
 #[allow(clippy::too_many_arguments)]
 #[allow(unsafe_code)]
-fn matmul(
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     a: &[f32],
     lda: usize,

@@ -53,22 +53,8 @@ pub async fn plan_read(
         ));
     }
     let dataset = location.open(at).await?;
-    if let Some(columns) = &request.columns {
-        for column in columns {
-            if dataset.schema().field(column).is_none() {
-                let known: Vec<_> = dataset
-                    .schema()
-                    .fields
-                    .iter()
-                    .map(|f| f.name.clone())
-                    .collect();
-                return Err(Error::NotFound(format!(
-                    "column '{column}' is not in {} (columns: {})",
-                    location.uri(),
-                    known.join(", ")
-                )));
-            }
-        }
+    for column in request.columns.iter().flatten() {
+        crate::vector_index::require_column(&dataset, column)?;
     }
     let mut scanner = dataset.scan();
     if let Some(columns) = &request.columns {

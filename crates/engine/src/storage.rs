@@ -424,9 +424,36 @@ impl fmt::Display for Location {
     }
 }
 
+static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
+
 fn shared_session() -> Arc<Session> {
-    static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
     SESSION.get_or_init(|| Arc::new(Session::default())).clone()
+}
+
+/// Size the process-wide index cache (bytes; lance's default is 6 GiB).
+/// Call before the first dataset is opened: the session is created once.
+pub fn configure_index_cache(bytes: usize) -> Result<()> {
+    if bytes == 0 {
+        return Err(Error::InvalidInput(
+            "the index cache size must be at least 1 byte (e.g. --cache-size 2GiB)".into(),
+        ));
+    }
+    let mut created = false;
+    SESSION.get_or_init(|| {
+        created = true;
+        Arc::new(Session::new(
+            bytes,
+            lance::dataset::DEFAULT_METADATA_CACHE_SIZE,
+            Arc::new(lance::io::ObjectStoreRegistry::default()),
+        ))
+    });
+    if created {
+        Ok(())
+    } else {
+        Err(Error::Internal(
+            "the index cache was sized after the first dataset was opened".into(),
+        ))
+    }
 }
 
 /// A version to read: a number or a tag (time travel).

@@ -181,6 +181,11 @@ pub struct VectorIndexRequest {
     pub hnsw_m: Option<usize>,
     /// HNSW: candidate list size while building.
     pub hnsw_ef_construction: Option<usize>,
+    /// Train the IVF centroids (and PQ codebook) as tasks on the executor
+    /// (see [`crate::train`]) instead of with the lance crate on the driver.
+    pub distributed_training: bool,
+    /// Seed of distributed training (same seed, data and plan: same artifacts).
+    pub seed: u64,
 }
 
 impl VectorIndexRequest {
@@ -203,6 +208,8 @@ impl VectorIndexRequest {
             save_artifacts: None,
             hnsw_m: None,
             hnsw_ef_construction: None,
+            distributed_training: false,
+            seed: 42,
         }
     }
 }
@@ -419,20 +426,28 @@ pub struct VectorIndexReport {
     pub seconds: f64,
 }
 
-/// The dimension of a vector column, or a clear error naming the column's type.
-pub fn vector_dimension(dataset: &Dataset, column: &str) -> Result<usize> {
-    let Some(field) = dataset.schema().field(column) else {
+/// A column of the dataset, or a not-found error listing the columns it has.
+pub(crate) fn require_column<'a>(
+    dataset: &'a Dataset,
+    column: &str,
+) -> Result<&'a lance::datatypes::Field> {
+    dataset.schema().field(column).ok_or_else(|| {
         let names: Vec<String> = dataset
             .schema()
             .fields
             .iter()
             .map(|f| f.name.clone())
             .collect();
-        return Err(Error::NotFound(format!(
+        Error::NotFound(format!(
             "column '{column}' does not exist; the dataset has: {}",
             names.join(", ")
-        )));
-    };
+        ))
+    })
+}
+
+/// The dimension of a vector column, or a clear error naming the column's type.
+pub fn vector_dimension(dataset: &Dataset, column: &str) -> Result<usize> {
+    let field = require_column(dataset, column)?;
     let data_type = field.data_type();
     match &data_type {
         DataType::FixedSizeList(inner, dim)
@@ -630,9 +645,10 @@ pub fn save_artifacts(dir: &Path, params: &SegmentParams) -> Result<()> {
 pub async fn plan(
     location: &Location,
     request: &VectorIndexRequest,
-    parallelism: usize,
+    executor: &dyn Executor,
     progress: &dyn Progress,
 ) -> Result<VectorIndexPlan> {
+    let parallelism = executor.parallelism();
     let dataset = location.open(None).await?;
     let read_version = dataset.version().version;
     let column = request.column.as_str();
@@ -690,6 +706,7 @@ pub async fn plan(
 
     let metric = request.metric;
     let train_started = Instant::now();
+    let mut distributed_codebook = None;
     let centroids = match &request.centroids {
         Some(path) => {
             let m = read_npy(path)?;
@@ -720,33 +737,57 @@ pub async fn plan(
                  {live_rows} (about sqrt(rows) = {} is a good start)",
                 default_partitions(live_rows)
             );
-            note(
-                progress,
-                VectorSegmentOp::NAME,
-                format!("training IVF: {partitions} partitions, {metric:?} metric, {dim}-d"),
-            );
-            let mut ivf_params = IvfBuildParams::new(partitions);
-            ivf_params.sample_rate = sample_rate;
-            ivf_params.max_iters = max_iters;
-            let model = build_ivf_model(
-                &dataset,
-                column,
-                dim,
-                metric.to_lance(),
-                &ivf_params,
-                None,
-                lance_index::progress::noop_progress(),
-            )
-            .await
-            .map_err(|e| location.lance_error("train IVF centroids", e))?;
-            let Some(fsl) = model.centroids.as_ref() else {
-                return Err(Error::Internal("IVF training returned no centroids".into()));
-            };
-            matrix_from_fsl(fsl, "IVF centroids")?
+            if request.distributed_training {
+                let spec = crate::train::TrainSpec {
+                    metric,
+                    partitions,
+                    sub_vectors: if request.index_type.uses_pq() && request.codebook.is_none() {
+                        sub_vectors
+                    } else {
+                        0
+                    },
+                    num_bits,
+                    sample_rate,
+                    max_iters,
+                    seed: request.seed,
+                };
+                let trained = crate::train::train_distributed(
+                    location, &dataset, column, dim, &fragments, &spec, executor, progress,
+                )
+                .await?;
+                distributed_codebook = trained.codebook;
+                trained.centroids
+            } else {
+                note(
+                    progress,
+                    VectorSegmentOp::NAME,
+                    format!("training IVF: {partitions} partitions, {metric:?} metric, {dim}-d"),
+                );
+                let mut ivf_params = IvfBuildParams::new(partitions);
+                ivf_params.sample_rate = sample_rate;
+                ivf_params.max_iters = max_iters;
+                let model = build_ivf_model(
+                    &dataset,
+                    column,
+                    dim,
+                    metric.to_lance(),
+                    &ivf_params,
+                    None,
+                    lance_index::progress::noop_progress(),
+                )
+                .await
+                .map_err(|e| location.lance_error("train IVF centroids", e))?;
+                let Some(fsl) = model.centroids.as_ref() else {
+                    return Err(Error::Internal("IVF training returned no centroids".into()));
+                };
+                matrix_from_fsl(fsl, "IVF centroids")?
+            }
         }
     };
 
-    let codebook = if request.index_type.uses_pq() {
+    let codebook = if let Some(trained) = distributed_codebook {
+        Some(trained)
+    } else if request.index_type.uses_pq() {
         match &request.codebook {
             Some(path) => {
                 let m = read_npy(path)?;
@@ -942,7 +983,7 @@ pub async fn create_vector_index(
     progress: &dyn Progress,
 ) -> Result<VectorIndexReport> {
     let started = Instant::now();
-    let plan = plan(location, request, executor.parallelism(), progress).await?;
+    let plan = plan(location, request, executor, progress).await?;
     note(
         progress,
         VectorSegmentOp::NAME,

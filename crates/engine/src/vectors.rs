@@ -126,6 +126,16 @@ impl<'de> Deserialize<'de> for Matrix {
 
 /// Write a matrix as a NumPy `.npy` file (`<f4`, C order, shape rows × dim).
 pub fn write_npy(path: &Path, matrix: &Matrix) -> Result<()> {
+    let bytes = npy_bytes(matrix)?;
+    let mut file = std::fs::File::create(path)
+        .map_err(|e| Error::InvalidInput(format!("cannot create '{}': {e}", path.display())))?;
+    file.write_all(&bytes)
+        .map_err(|e| Error::Storage(format!("cannot write '{}': {e}", path.display())))?;
+    Ok(())
+}
+
+/// A matrix as the bytes of a `.npy` file.
+pub fn npy_bytes(matrix: &Matrix) -> Result<Vec<u8>> {
     let mut header = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}",
         matrix.rows(),
@@ -145,11 +155,7 @@ pub fn write_npy(path: &Path, matrix: &Matrix) -> Result<()> {
     for v in &matrix.data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    let mut file = std::fs::File::create(path)
-        .map_err(|e| Error::InvalidInput(format!("cannot create '{}': {e}", path.display())))?;
-    file.write_all(&bytes)
-        .map_err(|e| Error::Storage(format!("cannot write '{}': {e}", path.display())))?;
-    Ok(())
+    Ok(bytes)
 }
 
 /// Read a NumPy `.npy` file of float32 or float64 values, 1-D (one vector) or
@@ -165,7 +171,8 @@ pub fn read_npy(path: &Path) -> Result<Matrix> {
     })
 }
 
-fn parse_npy(bytes: &[u8]) -> std::result::Result<Matrix, String> {
+/// Parse the bytes of a `.npy` file (see [`read_npy`]).
+pub fn parse_npy(bytes: &[u8]) -> std::result::Result<Matrix, String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("missing the NUMPY magic bytes".into());
     }

@@ -12,6 +12,7 @@ use crate::optimize::{OptimizeBuildOp, OptimizeMergeOp};
 use crate::scalar_index::ScalarSegmentOp;
 use crate::search::VectorSearchOp;
 use crate::task::{execute_spec, DistributedOp, TaskSpec};
+use crate::train::{KMeansStepOp, PqTrainOp, SampleOp};
 use crate::vector_index::VectorSegmentOp;
 
 /// Names of every operation a worker can execute.
@@ -24,6 +25,9 @@ pub const OPERATIONS: &[&str] = &[
     CompactOp::NAME,
     OptimizeBuildOp::NAME,
     OptimizeMergeOp::NAME,
+    SampleOp::NAME,
+    KMeansStepOp::NAME,
+    PqTrainOp::NAME,
 ];
 
 /// Execute one task and return its result as JSON.
@@ -38,6 +42,9 @@ pub async fn execute_task(spec: &TaskSpec) -> Result<serde_json::Value> {
         CompactOp::NAME => execute_spec::<CompactOp>(spec).await,
         OptimizeBuildOp::NAME => execute_spec::<OptimizeBuildOp>(spec).await,
         OptimizeMergeOp::NAME => execute_spec::<OptimizeMergeOp>(spec).await,
+        SampleOp::NAME => execute_spec::<SampleOp>(spec).await,
+        KMeansStepOp::NAME => execute_spec::<KMeansStepOp>(spec).await,
+        PqTrainOp::NAME => execute_spec::<PqTrainOp>(spec).await,
         #[cfg(test)]
         tests_support::FlakyOp::NAME => execute_spec::<tests_support::FlakyOp>(spec).await,
         other => Err(Error::NotSupported(format!(

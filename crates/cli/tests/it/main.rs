@@ -4,6 +4,7 @@ mod bad_input;
 mod common;
 mod embed;
 mod s3;
+mod serve;
 mod text;
 mod vector;
 mod workflow;

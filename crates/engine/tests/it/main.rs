@@ -5,5 +5,6 @@ mod embed;
 mod ingest;
 mod maintain;
 mod scalar;
+mod train;
 mod vector;
 mod versions;

@@ -241,7 +241,9 @@ async fn a_failed_segment_task_commits_nothing() {
     let mut req = VectorIndexRequest::new("vector", VectorIndexType::IvfFlat, Metric::L2);
     req.partitions = Some(8);
     req.rows_per_segment = Some(300);
-    let mut plan = plan(&loc, &req, 2, &NoProgress).await.unwrap();
+    let mut plan = plan(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(plan.tasks.len(), 4);
     plan.tasks[1].column = "no_such_column".into();
     plan.tasks[3].column = "no_such_column".into();

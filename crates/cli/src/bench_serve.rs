@@ -1,0 +1,522 @@
+//! `lanceflow bench serve`: a load test of the retrieval service, the way
+//! the seed's online RAG test runs it (many concurrent clients, text query →
+//! embedding → search), next to the in-process latency of the same requests.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{header, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use lanceflow::retrieval::{Mode, RetrievalRequest, RetrievalResponse, Retriever};
+use serde::Serialize;
+
+use crate::args::BenchServeArgs;
+use crate::bench::percentile;
+use crate::commands::Context;
+use crate::serve::{bind, serve_until, ServeOptions, ServeState};
+
+/// Questions of the kind a RAG front end sends (used without --queries).
+const BUILTIN_QUERIES: &[&str] = &[
+    "What are the applications of deep learning in healthcare?",
+    "a small domesticated carnivorous mammal",
+    "how do plants turn sunlight into energy",
+    "the study of the structure of the universe",
+    "a musical instrument with strings played with a bow",
+    "a sudden violent shaking of the ground",
+    "someone who writes computer programs",
+    "an illness caused by a virus that affects the lungs",
+    "the process of buying and selling goods",
+    "a building where sick people are treated",
+    "a large body of salt water",
+    "feeling of great happiness",
+    "the act of moving from one country to another",
+    "a device that measures temperature",
+    "to travel by air",
+    "an official document giving permission",
+    "food made from flour water and yeast",
+    "the highest point of a mountain",
+    "a person who teaches at a university",
+    "money paid for work",
+];
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+fn percentiles(mut ms: Vec<f64>) -> Percentiles {
+    ms.sort_by(f64::total_cmp);
+    Percentiles {
+        p50: percentile(&ms, 50.0),
+        p95: percentile(&ms, 95.0),
+        p99: percentile(&ms, 99.0),
+    }
+}
+
+/// One mode's figures.
+#[derive(Debug, Clone, Serialize)]
+struct ModeReport {
+    mode: String,
+    requests: usize,
+    errors: usize,
+    /// Status codes of failed requests, with counts.
+    error_statuses: Vec<(u16, usize)>,
+    seconds: f64,
+    qps: f64,
+    /// Client-side, request sent → body received.
+    end_to_end_ms: Percentiles,
+    /// Server-side search time without embedding (the response's timings).
+    retrieval_ms: Percentiles,
+    /// Server-side embedding time.
+    embed_ms: Percentiles,
+    /// The same requests through the engine in this process, one at a time.
+    in_process_sequential_ms: Option<Percentiles>,
+    /// ...and `concurrency` at a time.
+    in_process_concurrent_ms: Option<Percentiles>,
+    /// p99 end to end ÷ in-process sequential p50 (target ≤ 4).
+    p99_over_in_process_p50: Option<f64>,
+    /// QPS ÷ (cores ÷ in-process sequential p50) (target ≥ 0.8).
+    qps_over_capacity: Option<f64>,
+}
+
+/// A keep-alive HTTP/1.1 connection to the service.
+struct Client {
+    sender: SendRequest<Full<Bytes>>,
+    authority: String,
+    authorization: Option<String>,
+}
+
+/// `http://HOST:PORT[/...]` → `HOST:PORT`.
+fn authority(url: &str) -> lanceflow::Result<String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        lanceflow::Error::InvalidInput(format!(
+            "--url {url}: give an http:// URL (e.g. http://127.0.0.1:8080); the load generator \
+             speaks plain HTTP/1.1"
+        ))
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err(lanceflow::Error::InvalidInput(format!(
+            "--url {url} names no host"
+        )));
+    }
+    Ok(authority.to_string())
+}
+
+impl Client {
+    async fn connect(authority: &str, authorization: Option<String>) -> Result<Self> {
+        let stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("cannot connect to {authority}; is the service running?"))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection closed: {e}");
+            }
+        });
+        Ok(Self {
+            sender,
+            authority: authority.to_string(),
+            authorization,
+        })
+    }
+
+    async fn post(&mut self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
+        self.sender.ready().await?;
+        let mut request = Request::post(path)
+            .header(header::HOST, &self.authority)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let response = self
+            .sender
+            .send_request(request.body(Full::new(body))?)
+            .await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+fn read_queries(args: &BenchServeArgs) -> Result<Vec<String>> {
+    let queries: Vec<String> = match &args.queries {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| {
+                lanceflow::Error::InvalidInput(format!("--queries {}: {e}", file.display()))
+            })?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        None => BUILTIN_QUERIES.iter().map(|q| q.to_string()).collect(),
+    };
+    if queries.is_empty() {
+        return Err(lanceflow::Error::InvalidInput(
+            "--queries holds no query; write one text per line".into(),
+        )
+        .into());
+    }
+    Ok(queries)
+}
+
+fn request_for(args: &BenchServeArgs, mode: Mode, query: &str) -> RetrievalRequest {
+    RetrievalRequest {
+        query: Some(query.to_string()),
+        mode,
+        k: args.k,
+        nprobes: args.nprobes,
+        refine_factor: args.refine_factor,
+        columns: args.columns.clone(),
+        ..Default::default()
+    }
+}
+
+/// The same requests through the engine directly: one at a time, then
+/// `concurrency` at a time.
+async fn in_process(
+    retriever: &Arc<Retriever>,
+    requests: &[RetrievalRequest],
+    concurrency: usize,
+    warmup: usize,
+) -> Result<(Percentiles, Percentiles)> {
+    for r in requests.iter().cycle().take(warmup) {
+        retriever.search(r).await?;
+    }
+    let sequential = requests.len().min(200);
+    let mut ms = Vec::with_capacity(sequential);
+    for r in requests.iter().cycle().take(sequential) {
+        let t = Instant::now();
+        retriever.search(r).await?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let concurrent_total = requests.len().min(1000);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (retriever, next) = (retriever.clone(), next.clone());
+        let requests: Arc<[RetrievalRequest]> = requests.to_vec().into();
+        tasks.spawn(async move {
+            let mut ms = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= concurrent_total {
+                    return Ok::<_, lanceflow::Error>(ms);
+                }
+                let t = Instant::now();
+                retriever.search(&requests[i % requests.len()]).await?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        });
+    }
+    let mut concurrent = Vec::with_capacity(concurrent_total);
+    while let Some(done) = tasks.join_next().await {
+        concurrent.extend(done??);
+    }
+    Ok((percentiles(ms), percentiles(concurrent)))
+}
+
+struct Sample {
+    end_to_end_ms: f64,
+    status: u16,
+    retrieval_ms: f64,
+    embed_ms: f64,
+}
+
+/// `total` requests from `concurrency` clients, each on its own connection.
+async fn load(
+    authority: &str,
+    authorization: Option<String>,
+    bodies: Arc<Vec<Bytes>>,
+    concurrency: usize,
+    total: usize,
+) -> Result<(Vec<Sample>, f64)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        clients.push(Client::connect(authority, authorization.clone()).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut client in clients {
+        let (next, bodies) = (next.clone(), bodies.clone());
+        let authority = authority.to_string();
+        let authorization = authorization.clone();
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return samples;
+                }
+                let t = Instant::now();
+                let result = client
+                    .post("/v1/search", bodies[i % bodies.len()].clone())
+                    .await;
+                let end_to_end_ms = t.elapsed().as_secs_f64() * 1e3;
+                match result {
+                    Ok((status, body)) => {
+                        let timings = serde_json::from_slice::<RetrievalResponse>(&body)
+                            .ok()
+                            .map(|r| r.timings);
+                        samples.push(Sample {
+                            end_to_end_ms,
+                            status: status.as_u16(),
+                            retrieval_ms: timings.as_ref().map_or(f64::NAN, |t| t.retrieval_ms),
+                            embed_ms: timings.as_ref().map_or(f64::NAN, |t| t.embed_ms),
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!("request failed: {e:#}");
+                        samples.push(Sample {
+                            end_to_end_ms,
+                            status: 0,
+                            retrieval_ms: f64::NAN,
+                            embed_ms: f64::NAN,
+                        });
+                        // A broken connection: open a new one and go on.
+                        match Client::connect(&authority, authorization.clone()).await {
+                            Ok(c) => client = c,
+                            Err(_) => return samples,
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut samples = Vec::with_capacity(total);
+    while let Some(done) = tasks.join_next().await {
+        samples.extend(done?);
+    }
+    Ok((samples, started.elapsed().as_secs_f64()))
+}
+
+pub(crate) async fn bench_serve(
+    ctx: &Context,
+    args: BenchServeArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    if args.concurrency == 0 || args.requests == 0 {
+        return Err(lanceflow::Error::InvalidInput(
+            "--concurrency and --requests must be at least 1".into(),
+        )
+        .into());
+    }
+    let queries = read_queries(&args)?;
+    let modes: Vec<Mode> = args
+        .mode
+        .iter()
+        .map(|m| match m.as_str() {
+            "text" => Mode::Text,
+            "hybrid" => Mode::Hybrid,
+            _ => Mode::Vector,
+        })
+        .collect();
+    let authorization = match &args.api_key_env {
+        Some(name) => Some(format!(
+            "Bearer {}",
+            std::env::var(name).map_err(|_| lanceflow::Error::InvalidInput(format!(
+                "--api-key-env {name}: the environment variable is not set"
+            )))?
+        )),
+        None => None,
+    };
+
+    // In-process service (and baseline) when a dataset is given.
+    let mut local = None;
+    if let Some(uri) = &args.dataset {
+        let location = ctx.location(uri)?;
+        let needs_model = modes.iter().any(|m| *m != Mode::Text);
+        let retriever = Arc::new(
+            Retriever::open(location, None, needs_model.then(|| args.model.options())).await?,
+        );
+        let (listener, addr) = bind("127.0.0.1:0").await?;
+        let state = ServeState::new(
+            retriever.clone(),
+            ServeOptions {
+                api_key: authorization
+                    .as_ref()
+                    .map(|a| a.trim_start_matches("Bearer ").to_string()),
+                max_concurrency: args.concurrency.max(64),
+                ..ServeOptions::default()
+            },
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_until(listener, state, async {
+            let _ = stopped.await;
+        }));
+        local = Some((retriever, format!("http://{addr}"), stop, server));
+    }
+    let url = match (&args.url, &local) {
+        (Some(url), _) => url.clone(),
+        (None, Some((_, url, _, _))) => url.clone(),
+        (None, None) => {
+            return Err(lanceflow::Error::InvalidInput("give --url or --dataset".into()).into())
+        }
+    };
+    let authority = authority(&url)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let mut reports = Vec::new();
+    for mode in modes {
+        let requests: Vec<RetrievalRequest> = queries
+            .iter()
+            .map(|q| request_for(&args, mode, q))
+            .collect();
+        let bodies: Arc<Vec<Bytes>> = Arc::new(
+            requests
+                .iter()
+                .map(|r| serde_json::to_vec(r).map(Bytes::from))
+                .collect::<Result<_, _>>()?,
+        );
+        let baseline = match &local {
+            Some((retriever, ..)) => {
+                Some(in_process(retriever, &requests, args.concurrency, args.warmup).await?)
+            }
+            None => None,
+        };
+        // Warm-up over HTTP (one client), then the measured load.
+        let mut client = Client::connect(&authority, authorization.clone()).await?;
+        for body in bodies.iter().cycle().take(args.warmup) {
+            let (status, text) = client.post("/v1/search", body.clone()).await?;
+            if !status.is_success() {
+                return Err(lanceflow::Error::InvalidInput(format!(
+                    "the service answered {status} to a warm-up request: {}",
+                    String::from_utf8_lossy(&text)
+                ))
+                .into());
+            }
+        }
+        drop(client);
+        let (samples, seconds) = load(
+            &authority,
+            authorization.clone(),
+            bodies,
+            args.concurrency,
+            args.requests,
+        )
+        .await?;
+        let ok: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| (200..300).contains(&s.status))
+            .collect();
+        let mut statuses = std::collections::BTreeMap::new();
+        for s in samples.iter().filter(|s| !(200..300).contains(&s.status)) {
+            *statuses.entry(s.status).or_insert(0usize) += 1;
+        }
+        let end_to_end = percentiles(ok.iter().map(|s| s.end_to_end_ms).collect());
+        let qps = ok.len() as f64 / seconds;
+        let (seq, conc) = match baseline {
+            Some((s, c)) => (Some(s), Some(c)),
+            None => (None, None),
+        };
+        reports.push(ModeReport {
+            mode: format!("{mode:?}").to_lowercase(),
+            requests: samples.len(),
+            errors: samples.len() - ok.len(),
+            error_statuses: statuses.into_iter().collect(),
+            seconds,
+            qps,
+            retrieval_ms: percentiles(ok.iter().map(|s| s.retrieval_ms).collect()),
+            embed_ms: percentiles(ok.iter().map(|s| s.embed_ms).collect()),
+            p99_over_in_process_p50: seq.as_ref().map(|s| end_to_end.p99 / s.p50),
+            qps_over_capacity: seq.as_ref().map(|s| qps / (cores as f64 / (s.p50 / 1e3))),
+            end_to_end_ms: end_to_end,
+            in_process_sequential_ms: seq,
+            in_process_concurrent_ms: conc,
+        });
+    }
+    if let Some((_, _, stop, server)) = local {
+        let _ = stop.send(());
+        server.await??;
+    }
+
+    let p50_of = |mode: &str| {
+        reports
+            .iter()
+            .find(|r| r.mode == mode)
+            .map(|r| r.end_to_end_ms.p50)
+    };
+    let hybrid_over_vector = match (p50_of("hybrid"), p50_of("vector")) {
+        (Some(h), Some(v)) => Some(h / v),
+        _ => None,
+    };
+    if ctx.json {
+        return crate::commands::print_json(
+            out,
+            &serde_json::json!({
+                "url": url,
+                "concurrency": args.concurrency,
+                "cores": cores,
+                "modes": reports,
+                "hybrid_p50_over_vector_p50": hybrid_over_vector,
+            }),
+        );
+    }
+    writeln!(
+        out,
+        "{url}: {} concurrent clients, {} requests per mode, {cores} cores",
+        args.concurrency, args.requests
+    )?;
+    writeln!(
+        out,
+        "| mode | QPS | end-to-end p50 / p95 / p99 ms | retrieval p50 / p95 / p99 ms | embed p50 ms | errors | in-process p50 (1 at a time) | in-process p50 / p99 ({} at a time) | p99 ÷ in-process p50 | QPS ÷ capacity |",
+        args.concurrency
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for r in &reports {
+        let fmt = |p: &Percentiles| format!("{:.1} / {:.1} / {:.1}", p.p50, p.p95, p.p99);
+        writeln!(
+            out,
+            "| {} | {:.1} | {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            r.mode,
+            r.qps,
+            fmt(&r.end_to_end_ms),
+            fmt(&r.retrieval_ms),
+            r.embed_ms.p50,
+            r.errors,
+            r.in_process_sequential_ms
+                .as_ref()
+                .map_or("—".into(), |p| format!("{:.1} ms", p.p50)),
+            r.in_process_concurrent_ms
+                .as_ref()
+                .map_or("—".into(), |p| format!("{:.1} / {:.1} ms", p.p50, p.p99)),
+            r.p99_over_in_process_p50
+                .map_or("—".into(), |x| format!("{x:.2}×")),
+            r.qps_over_capacity
+                .map_or("—".into(), |x| format!("{x:.2}")),
+        )?;
+    }
+    if let Some(ratio) = hybrid_over_vector {
+        writeln!(out, "hybrid p50 ÷ vector p50 (end to end): {ratio:.2}×")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_of_urls() {
+        assert_eq!(
+            authority("http://127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(authority("http://h:1/v1/search").unwrap(), "h:1");
+        assert!(authority("https://h:1").is_err());
+        assert!(authority("http://").is_err());
+    }
+}
