@@ -469,17 +469,7 @@ impl Checkpoints {
     /// The checkpoints under `rel` in the dataset at `location` (which need
     /// not exist yet: a new dataset's are kept where it will be).
     async fn open(location: &Location, rel: &str) -> Result<Self> {
-        location.pin_memory_store().await?;
-        let (store, mut dir) = lance::io::ObjectStore::from_uri_and_params(
-            location.session().store_registry(),
-            location.uri(),
-            &location.store_params(),
-        )
-        .await
-        .map_err(|e| location.lance_error("open checkpoint store", e))?;
-        for part in rel.split('/') {
-            dir = dir.join(part);
-        }
+        let (store, dir) = location.store_dir(rel, "open checkpoint store").await?;
         Ok(Self { store, dir })
     }
 

@@ -93,6 +93,29 @@ pub async fn plan_read(
         .collect())
 }
 
+/// The metadata of fragments `ids` of the opened `dataset`, or a not-found
+/// error naming the first id the version lacks.
+pub(crate) fn fragment_metadata(
+    location: &Location,
+    dataset: &lance::dataset::Dataset,
+    ids: &[u32],
+) -> Result<Vec<lance_table::format::Fragment>> {
+    ids.iter()
+        .map(|id| {
+            dataset
+                .get_fragment(*id as usize)
+                .map(|f| f.metadata().clone())
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "fragment {id} is not in version {} of {}",
+                        dataset.version().version,
+                        location.uri()
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Execute one read task: its fragments' rows (projected, filtered) in
 /// dataset order, with the schema (also when no row matches).
 pub async fn read(task: &ReadTask) -> Result<(SchemaRef, Vec<RecordBatch>)> {
@@ -101,22 +124,7 @@ pub async fn read(task: &ReadTask) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let dataset = location
         .open(Some(&VersionSpec::Number(task.version)))
         .await?;
-    let fragments = task
-        .fragments
-        .iter()
-        .map(|id| {
-            dataset
-                .get_fragment(*id as usize)
-                .map(|f| f.metadata().clone())
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "fragment {id} is not in version {} of {}",
-                        task.version,
-                        location.uri()
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let fragments = fragment_metadata(location, &dataset, &task.fragments)?;
     let mut scanner = dataset.scan();
     scanner.with_fragments(fragments);
     scanner.scan_in_order(true);

@@ -317,6 +317,28 @@ impl Location {
         shared_session()
     }
 
+    /// The dataset's object store and the directory `rel` (`a/b/c`) under
+    /// the dataset, for lanceflow's own files (checkpoints, training shards);
+    /// the dataset itself need not exist yet. `context` names the step in errors.
+    pub(crate) async fn store_dir(
+        &self,
+        rel: &str,
+        context: &str,
+    ) -> Result<(Arc<ObjectStore>, object_store::path::Path)> {
+        self.pin_memory_store().await?;
+        let (store, mut dir) = ObjectStore::from_uri_and_params(
+            self.session().store_registry(),
+            self.uri(),
+            &self.store_params(),
+        )
+        .await
+        .map_err(|e| self.lance_error(context, e))?;
+        for part in rel.split('/') {
+            dir = dir.join(part);
+        }
+        Ok((store, dir))
+    }
+
     /// Keep a `memory://` store alive for the life of the process: lance's
     /// registry holds stores weakly, and the plan, its tasks and the commit
     /// each open the store anew.

@@ -238,18 +238,9 @@ async fn scratch_store(
     location: &Location,
     rel: &str,
 ) -> Result<(Arc<lance::io::ObjectStore>, object_store::path::Path)> {
-    location.pin_memory_store().await?;
-    let (store, mut dir) = lance::io::ObjectStore::from_uri_and_params(
-        location.session().store_registry(),
-        location.uri(),
-        &location.store_params(),
-    )
-    .await
-    .map_err(|e| location.lance_error("open the training scratch store", e))?;
-    for part in rel.split('/') {
-        dir = dir.join(part);
-    }
-    Ok((store, dir))
+    location
+        .store_dir(rel, "open the training scratch store")
+        .await
 }
 
 /// Shards read by this process, by dataset URI and path: a worker reads each
@@ -351,22 +342,7 @@ async fn sample(task: SampleTask) -> Result<SampleOutput> {
         .open(Some(&VersionSpec::Number(task.version)))
         .await?;
     let dim = crate::vector_index::vector_dimension(&dataset, &task.column)?;
-    let fragments = task
-        .fragments
-        .iter()
-        .map(|id| {
-            dataset
-                .get_fragment(*id as usize)
-                .map(|f| f.metadata().clone())
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "fragment {id} is not in version {} of {}",
-                        task.version,
-                        location.uri()
-                    ))
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let fragments = crate::read::fragment_metadata(location, &dataset, &task.fragments)?;
     let err = |e| location.lance_error("read vectors for training", e);
     let mut scanner = dataset.scan();
     scanner.with_fragments(fragments);
