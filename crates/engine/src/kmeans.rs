@@ -106,66 +106,20 @@ const SMALL_DIM: usize = 16;
 /// the compiler vectorises across centroids. For the 8-d sub-vectors of PQ
 /// this beats a GEMM, whose inner dimension would be 8.
 fn assign_small_l2(data: &Matrix, centroids: &Matrix) -> (Vec<u32>, Vec<f32>) {
-    let (n, k, d) = (data.rows(), centroids.rows(), data.dim);
-    // −2·c, dimension-major, and ‖c‖² as the starting value of each score.
-    let mut by_dim = vec![0f32; d * k];
-    let mut c_norms = vec![0f32; k];
-    for c in 0..k {
-        c_norms[c] = norm2(centroids.row(c));
-        for (j, &v) in centroids.row(c).iter().enumerate() {
-            by_dim[j * k + c] = -2.0 * v;
-        }
-    }
-    let mut acc = vec![0f32; k];
-    let mut labels = Vec::with_capacity(n);
-    let mut distances = Vec::with_capacity(n);
-    for i in 0..n {
-        let x = data.row(i);
-        acc.copy_from_slice(&c_norms);
-        for (j, &xj) in x.iter().enumerate() {
-            for (a, &c) in acc.iter_mut().zip(&by_dim[j * k..(j + 1) * k]) {
-                *a = xj.mul_add(c, *a);
-            }
-        }
-        let (best, value) = argmin(&acc);
+    let kernel = SmallKernel::new(centroids);
+    let mut labels = Vec::with_capacity(data.rows());
+    let mut distances = Vec::with_capacity(data.rows());
+    for x in data.data.chunks_exact(data.dim) {
+        let (best, value, _) = kernel.nearest_two(x);
         labels.push(best as u32);
         distances.push((value + norm2(x)).max(0.0));
     }
     (labels, distances)
 }
 
-/// Index and value of the smallest entry (the first one on ties), in eight
-/// independent lanes the compiler can keep in one vector register.
-fn argmin(values: &[f32]) -> (usize, f32) {
-    const LANES: usize = 8;
-    let mut best_v = [f32::INFINITY; LANES];
-    let mut best_i = [0usize; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for (c, chunk) in chunks.enumerate() {
-        for l in 0..LANES {
-            let better = chunk[l] < best_v[l];
-            best_v[l] = if better { chunk[l] } else { best_v[l] };
-            best_i[l] = if better { c * LANES + l } else { best_i[l] };
-        }
-    }
-    let mut best = (0usize, f32::INFINITY);
-    for l in 0..LANES {
-        if best_v[l] < best.1 || (best_v[l] == best.1 && best_i[l] < best.0) {
-            best = (best_i[l], best_v[l]);
-        }
-    }
-    let base = values.len() - tail.len();
-    for (t, &v) in tail.iter().enumerate() {
-        if v < best.1 {
-            best = (base + t, v);
-        }
-    }
-    best
-}
-
+/// ‖x‖², in lanes (a strictly ordered sum would not vectorise).
 fn norm2(x: &[f32]) -> f32 {
-    x.iter().map(|v| v * v).sum()
+    dot(x, x)
 }
 
 /// f64 values on the wire as base64 of little-endian bytes (exact, compact).
@@ -226,9 +180,77 @@ impl Partial {
 
     /// Assign `data` to `centroids` and add it up.
     pub fn of_shard(data: &Matrix, centroids: &Matrix, distance: KMeansDistance) -> Result<Self> {
-        let (labels, distances) = assign(data, centroids, distance)?;
-        let d = data.dim;
-        let mut partial = Self::zero(centroids.rows(), d);
+        Self::step(data, centroids, distance, &mut None)
+    }
+
+    /// [`Partial::of_shard`] for one iteration of many over the same `data`:
+    /// `bounds` (empty on the first call) carries Hamerly's bounds from the
+    /// previous iteration, so rows whose centroid cannot have changed skip
+    /// the search over all centroids. The result is the one a search of
+    /// every row would give: a row is only skipped when its centroid is
+    /// nearer than any other by more than the rounding of that search, and
+    /// the objective is always summed from exact distances in row order.
+    pub fn step(
+        data: &Matrix,
+        centroids: &Matrix,
+        distance: KMeansDistance,
+        bounds: &mut Option<Bounds>,
+    ) -> Result<Self> {
+        let (n, k, d) = (data.rows(), centroids.rows(), data.dim);
+        ensure_invalid!(
+            centroids.dim == d,
+            "centroids have dimension {}, the vectors {d}",
+            centroids.dim
+        );
+        ensure_invalid!(k > 0, "k-means needs at least one centroid");
+        let c_norms: Vec<f32> = (0..k).map(|j| norm2(centroids.row(j))).collect();
+        let max_norm = c_norms.iter().fold(0f32, |a, &b| a.max(b));
+        let prior = bounds
+            .take()
+            .filter(|b| b.labels.len() == n && b.centroids.rows() == k && b.centroids.dim == d);
+        let norms = match &prior {
+            Some(b) => b.norms.clone(),
+            None => data.data.chunks_exact(d).map(norm2).collect(),
+        };
+        // Slack of the expanded-form distances of the full search (squared).
+        let slack = |i: usize| ROUNDING * (norms[i] + max_norm);
+        let mut dist2 = vec![0f32; n];
+        let (mut labels, mut lower, todo) = match prior {
+            Some(Bounds {
+                centroids: old,
+                labels,
+                mut lower,
+                ..
+            }) => {
+                // How far each centroid moved bounds how much any distance changed.
+                let moved: Vec<f32> = (0..k)
+                    .map(|j| sq_dist(old.row(j), centroids.row(j)).sqrt() * (1.0 + 1e-6))
+                    .collect();
+                let (far, far_moved, next_moved) = top2(&moved, f32::NEG_INFINITY, |a, b| a > b);
+                let half_gap = half_gaps(centroids);
+                let mut todo = Vec::new();
+                for i in 0..n {
+                    let a = labels[i] as usize;
+                    let x = data.row(i);
+                    let da2 = sq_dist(x, centroids.row(a));
+                    dist2[i] = da2;
+                    lower[i] -= if a == far { next_moved } else { far_moved };
+                    let m = lower[i].max(half_gap[a]).max(0.0);
+                    if da2 + 4.0 * slack(i) > m * m {
+                        todo.push(i);
+                    }
+                }
+                (labels, lower, todo)
+            }
+            None => (vec![0u32; n], vec![0f32; n], (0..n).collect()),
+        };
+        let nearest = nearest_two(data, &todo, centroids, &c_norms)?;
+        for (&i, &(best, second)) in todo.iter().zip(&nearest) {
+            labels[i] = best;
+            dist2[i] = sq_dist(data.row(i), centroids.row(best as usize));
+            lower[i] = (second + norms[i] - 2.0 * slack(i)).max(0.0).sqrt();
+        }
+        let mut partial = Self::zero(k, d);
         for (i, &label) in labels.iter().enumerate() {
             let c = label as usize;
             partial.counts[c] += 1;
@@ -236,8 +258,18 @@ impl Partial {
             for (s, &x) in sum.iter_mut().zip(data.row(i)) {
                 *s += f64::from(x);
             }
+            partial.loss += f64::from(match distance {
+                KMeansDistance::L2 => dist2[i],
+                KMeansDistance::Dot => 1.0 - dot(data.row(i), centroids.row(c)),
+            });
         }
-        partial.loss = distances.iter().map(|&v| f64::from(v)).sum();
+        *bounds = Some(Bounds {
+            centroids: centroids.clone(),
+            norms,
+            labels,
+            lower,
+            searched: todo.len(),
+        });
         Ok(partial)
     }
 
@@ -266,6 +298,350 @@ impl Partial {
     pub fn rows(&self) -> u64 {
         self.counts.iter().sum()
     }
+}
+
+/// Relative rounding of the expanded-form squared distances of a full
+/// search (f32 GEMM over a few hundred dimensions, with a wide margin).
+const ROUNDING: f32 = 1e-5;
+
+/// Hamerly's bounds of one shard between k-means iterations: each row's
+/// centroid and a lower bound of its distance to every other centroid,
+/// valid for the centroids kept here. Between iterations the bound shrinks
+/// by how far the centroids moved; a row whose own centroid is nearer than
+/// the bound (or than half the gap to that centroid's nearest neighbour)
+/// keeps its centroid without a search. Late iterations, when few centroids
+/// move, search only a small share of the rows.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    centroids: Matrix,
+    /// ‖x‖² of every row (computed on the first step).
+    norms: Vec<f32>,
+    labels: Vec<u32>,
+    lower: Vec<f32>,
+    searched: usize,
+}
+
+impl Bounds {
+    /// Rows the last step searched over all centroids.
+    pub fn searched(&self) -> usize {
+        self.searched
+    }
+}
+
+/// Half the distance from each centroid to its nearest other centroid: a
+/// row nearer than that to its centroid cannot be nearer to another one.
+fn half_gaps(centroids: &Matrix) -> Vec<f32> {
+    let k = centroids.rows();
+    let mut nearest = vec![f32::INFINITY; k];
+    for a in 0..k {
+        for b in a + 1..k {
+            let v = sq_dist(centroids.row(a), centroids.row(b));
+            nearest[a] = nearest[a].min(v);
+            nearest[b] = nearest[b].min(v);
+        }
+    }
+    nearest
+        .into_iter()
+        .map(|v| 0.5 * v.sqrt() * (1.0 - 1e-6))
+        .collect()
+}
+
+/// Index of the best value under `better`, that value, and the runner-up
+/// (`worst` when there is none). Ties keep the first index.
+fn top2(values: &[f32], worst: f32, better: impl Fn(f32, f32) -> bool) -> (usize, f32, f32) {
+    let (mut index, mut first, mut second) = (0usize, worst, worst);
+    for (j, &v) in values.iter().enumerate() {
+        if better(v, first) {
+            second = first;
+            first = v;
+            index = j;
+        } else if better(v, second) {
+            second = v;
+        }
+    }
+    (index, first, second)
+}
+
+/// For each of `rows` of `data`: its nearest centroid and the second
+/// nearest one's score ‖c‖² − 2·x·c (add ‖x‖² for the squared distance).
+fn nearest_two(
+    data: &Matrix,
+    rows: &[usize],
+    centroids: &Matrix,
+    c_norms: &[f32],
+) -> Result<Vec<(u32, f32)>> {
+    let (k, d) = (centroids.rows(), data.dim);
+    let mut out = Vec::with_capacity(rows.len());
+    if d <= SMALL_DIM {
+        let kernel = SmallKernel::new(centroids);
+        for &i in rows {
+            let x = data.row(i);
+            let (best, _, second) = kernel.nearest_two(x);
+            out.push((best as u32, second));
+        }
+        return Ok(out);
+    }
+    let block_rows = BLOCK.min(rows.len().max(1));
+    let mut block = Vec::with_capacity(block_rows * d);
+    let mut scores = vec![0f32; block_rows * k];
+    for chunk in rows.chunks(BLOCK) {
+        block.clear();
+        for &i in chunk {
+            block.extend_from_slice(data.row(i));
+        }
+        let r = chunk.len();
+        crate::bert::matmul(
+            (r, k, d),
+            &block,
+            d,
+            &centroids.data,
+            d,
+            true,
+            &mut scores[..r * k],
+            k,
+            false,
+            1.0,
+        )?;
+        for s in scores[..r * k].chunks_exact_mut(k) {
+            for (v, &cn) in s.iter_mut().zip(c_norms) {
+                *v = cn - 2.0 * *v;
+            }
+            let (best, _, second) = top2(s, f32::INFINITY, |a, b| a < b);
+            out.push((best as u32, second));
+        }
+    }
+    Ok(out)
+}
+
+/// Centroids laid out for the direct kernel of narrow vectors: blocks of
+/// eight centroids, −2·c dimension-major within a block (one vector
+/// register per dimension), ‖c‖² padded with +∞ to whole blocks.
+struct SmallKernel {
+    dim: usize,
+    blocked: Vec<f32>,
+    norms: Vec<f32>,
+    /// AVX2 and FMA are there (checked once): the explicit kernel runs.
+    avx2: bool,
+}
+
+const LANES: usize = 8;
+
+impl SmallKernel {
+    fn new(centroids: &Matrix) -> Self {
+        let (k, d) = (centroids.rows(), centroids.dim);
+        let blocks = k.div_ceil(LANES);
+        let mut blocked = vec![0f32; blocks * d * LANES];
+        let mut norms = vec![f32::INFINITY; blocks * LANES];
+        for c in 0..k {
+            let row = centroids.row(c);
+            norms[c] = norm2(row);
+            for (j, &v) in row.iter().enumerate() {
+                blocked[((c / LANES) * d + j) * LANES + c % LANES] = -2.0 * v;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        Self {
+            dim: d,
+            blocked,
+            norms,
+            avx2,
+        }
+    }
+
+    /// The nearest centroid to `x`, its score and the runner-up's, as
+    /// ‖c‖² − 2·x·c (add ‖x‖² for the squared distance). Each block's
+    /// scores stay in one register over all dimensions; eight lanes keep
+    /// their own best two, merged at the end (ties keep the lower index).
+    /// Both kernels compute the same operations in the same order.
+    fn nearest_two(&self, x: &[f32]) -> (usize, f32, f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 && x.len() == self.dim {
+            #[allow(unsafe_code)]
+            // SAFETY: AVX2 and FMA were detected at run time, and the
+            // kernel reads `x[..dim]`, `norms[..]` and `blocked[..]` within
+            // the lengths `new` gave them (see `nearest_two_avx2`).
+            return unsafe {
+                match self.dim {
+                    8 => self.nearest_two_avx2::<8>(x),
+                    4 => self.nearest_two_avx2::<4>(x),
+                    16 => self.nearest_two_avx2::<16>(x),
+                    _ => self.nearest_two_avx2::<0>(x),
+                }
+            };
+        }
+        self.nearest_two_portable(x)
+    }
+
+    /// [`SmallKernel::nearest_two`] with AVX2 intrinsics: the portable loop
+    /// is vectorised only at opt-level 3 without debug assertions. `D` is
+    /// the dimension when known at compile time (0: `self.dim`), so that
+    /// the broadcasts of `x` stay in registers across blocks.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn nearest_two_avx2<const D: usize>(&self, x: &[f32]) -> (usize, f32, f32) {
+        use std::arch::x86_64::*;
+        let d = if D == 0 { self.dim } else { D };
+        let x = &x[..d];
+        let blocks = self.norms.len() / LANES;
+        // SAFETY (all loads): block b < blocks reads norms[b·8 .. b·8+8] and
+        // blocked[(b·d + j)·8 .. +8] for j < d; `new` sized `norms` to
+        // blocks·8 and `blocked` to blocks·d·8, and `x` has `d` elements.
+        // `wrapping_add`, not `add`: the latter's debug-build precondition
+        // check is a call, and every call spills the vector registers.
+        let (norms, blocked) = (self.norms.as_ptr(), self.blocked.as_ptr());
+        let mut first = _mm256_set1_ps(f32::INFINITY);
+        let mut second = first;
+        let mut index = _mm256_setzero_si256();
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for b in 0..blocks {
+            let mut acc = _mm256_loadu_ps(norms.wrapping_add(b * LANES));
+            let block = blocked.wrapping_add(b * d * LANES);
+            for (j, &xj) in x.iter().enumerate() {
+                let c = _mm256_loadu_ps(block.wrapping_add(j * LANES));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(xj), c, acc);
+            }
+            let better = _mm256_cmp_ps::<_CMP_LT_OQ>(acc, first);
+            // min_ps(a, b) is `a < b ? a : b`, as in the portable kernel.
+            let runner = _mm256_min_ps(acc, second);
+            second = _mm256_blendv_ps(runner, first, better);
+            let ids = _mm256_add_epi32(_mm256_set1_epi32((b * LANES) as i32), lanes);
+            index = _mm256_blendv_epi8(index, ids, _mm256_castps_si256(better));
+            first = _mm256_blendv_ps(first, acc, better);
+        }
+        // Across lanes, as `merge_lanes`: the lowest score, the lowest index
+        // among lanes holding it, and the lowest of everything else.
+        let best = hmin_ps(first);
+        let holds = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_EQ_OQ>(first, _mm256_set1_ps(best)));
+        let best_index = hmin_epu32(_mm256_blendv_epi8(_mm256_set1_epi32(-1), index, holds));
+        let is_best = _mm256_cmpeq_epi32(index, _mm256_set1_epi32(best_index as i32));
+        let others = _mm256_blendv_ps(
+            first,
+            _mm256_set1_ps(f32::INFINITY),
+            _mm256_castsi256_ps(is_best),
+        );
+        let runner = hmin_ps(_mm256_min_ps(others, second));
+        (best_index as usize, best, runner)
+    }
+
+    fn nearest_two_portable(&self, x: &[f32]) -> (usize, f32, f32) {
+        let d = self.dim;
+        let mut first = [f32::INFINITY; LANES];
+        let mut second = [f32::INFINITY; LANES];
+        let mut index = [0u32; LANES];
+        for b in 0..self.norms.len() / LANES {
+            let mut acc = [0f32; LANES];
+            acc.copy_from_slice(&self.norms[b * LANES..(b + 1) * LANES]);
+            let block = &self.blocked[b * d * LANES..(b + 1) * d * LANES];
+            for j in 0..d {
+                let xj = x[j];
+                let c = &block[j * LANES..(j + 1) * LANES];
+                for l in 0..LANES {
+                    acc[l] = xj.mul_add(c[l], acc[l]);
+                }
+            }
+            for l in 0..LANES {
+                let v = acc[l];
+                let better = v < first[l];
+                let runner = if v < second[l] { v } else { second[l] };
+                second[l] = if better { first[l] } else { runner };
+                index[l] = if better { (b * LANES + l) as u32 } else { index[l] };
+                first[l] = if better { v } else { first[l] };
+            }
+        }
+        merge_lanes(&first, &second, &index)
+    }
+}
+
+/// The lowest of eight floats.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+fn hmin_ps(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_min_ps(v, _mm256_permute2f128_ps::<1>(v, v));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b01_00_11_10>(m, m));
+    let m = _mm256_min_ps(m, _mm256_shuffle_ps::<0b10_11_00_01>(m, m));
+    _mm256_cvtss_f32(m)
+}
+
+/// The lowest of eight unsigned 32-bit integers.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+fn hmin_epu32(v: std::arch::x86_64::__m256i) -> u32 {
+    use std::arch::x86_64::*;
+    let m = _mm256_min_epu32(v, _mm256_permute2x128_si256::<1>(v, v));
+    let m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b01_00_11_10>(m));
+    let m = _mm256_min_epu32(m, _mm256_shuffle_epi32::<0b10_11_00_01>(m));
+    _mm256_cvtsi256_si32(m) as u32
+}
+
+/// The best of eight lanes' (best, runner-up, index of best): the lowest
+/// score (the lower index on ties) and the lowest of all the rest.
+#[inline]
+fn merge_lanes(
+    first: &[f32; LANES],
+    second: &[f32; LANES],
+    index: &[u32; LANES],
+) -> (usize, f32, f32) {
+    let mut best = 0;
+    for l in 1..LANES {
+        if first[l] < first[best] || (first[l] == first[best] && index[l] < index[best]) {
+            best = l;
+        }
+    }
+    let mut runner = f32::INFINITY;
+    for l in 0..LANES {
+        if l != best && first[l] < runner {
+            runner = first[l];
+        }
+        if second[l] < runner {
+            runner = second[l];
+        }
+    }
+    (index[best] as usize, first[best], runner)
+}
+
+/// x·y in eight independent lanes (a fixed summation order).
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let whole = n / LANES * LANES;
+    let mut acc = [0f32; LANES];
+    for start in (0..whole).step_by(LANES) {
+        let (a, b) = (&x[start..start + LANES], &y[start..start + LANES]);
+        for l in 0..LANES {
+            acc[l] = a[l].mul_add(b[l], acc[l]);
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for i in whole..n {
+        total = x[i].mul_add(y[i], total);
+    }
+    total
+}
+
+/// ‖x − y‖² directly (no cancellation), in eight independent lanes.
+fn sq_dist(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let whole = n / LANES * LANES;
+    let mut acc = [0f32; LANES];
+    for start in (0..whole).step_by(LANES) {
+        let (a, b) = (&x[start..start + LANES], &y[start..start + LANES]);
+        for l in 0..LANES {
+            let v = a[l] - b[l];
+            acc[l] = v.mul_add(v, acc[l]);
+        }
+    }
+    let mut total = acc.iter().sum::<f32>();
+    for i in whole..n {
+        let v = x[i] - y[i];
+        total = v.mul_add(v, total);
+    }
+    total
 }
 
 /// Move every centroid to its members' mean. An empty centroid takes half of
@@ -332,6 +708,20 @@ pub fn normalize_rows(m: &mut Matrix) {
 /// row-major): squared L2, or 1 − dot.
 fn distance_matrix(data: &Matrix, points: &Matrix, distance: KMeansDistance) -> Result<Vec<f32>> {
     let (n, t, d) = (data.rows(), points.rows(), data.dim);
+    if t <= FEW_POINTS || d <= SMALL_DIM {
+        // A GEMM would repack all of `data` for a handful of columns.
+        let mut out = Vec::with_capacity(n * t);
+        for i in 0..n {
+            let x = data.row(i);
+            for j in 0..t {
+                out.push(match distance {
+                    KMeansDistance::L2 => sq_dist(x, points.row(j)),
+                    KMeansDistance::Dot => 1.0 - dot(x, points.row(j)),
+                });
+            }
+        }
+        return Ok(out);
+    }
     let mut out = vec![0f32; n * t];
     crate::bert::matmul(
         (n, t, d),
@@ -358,6 +748,9 @@ fn distance_matrix(data: &Matrix, points: &Matrix, distance: KMeansDistance) -> 
     }
     Ok(out)
 }
+
+/// Up to this many points, [`distance_matrix`] computes directly.
+const FEW_POINTS: usize = 32;
 
 /// k-means++ seeding on `sample` (seeded): each next centroid is drawn with
 /// probability proportional to its distance to the nearest centroid so far;
@@ -489,15 +882,20 @@ pub fn train(
         kmeans_plus_plus(sample, k, distance, seed, false)?
     };
     let mut previous = f64::INFINITY;
+    let mut bounds = None;
+    let (mut iterations, mut searched) = (0, 0);
     for _ in 0..stop.max_iters {
-        let partial = Partial::of_shard(sample, &centroids, distance)?;
+        let partial = Partial::step(sample, &centroids, distance, &mut bounds)?;
+        iterations += 1;
+        searched += bounds.as_ref().map_or(0, Bounds::searched);
         update(&mut centroids, &partial, distance);
         if stop.converged(previous, partial.loss) {
             break;
         }
         previous = partial.loss;
     }
-    let loss = Partial::of_shard(sample, &centroids, distance)?.loss;
+    let loss = Partial::step(sample, &centroids, distance, &mut bounds)?.loss;
+    tracing::debug!(iterations, searched, rows = sample.rows(), k, "k-means");
     Ok((centroids, loss / sample.rows().max(1) as f64))
 }
 
@@ -553,12 +951,38 @@ mod tests {
         let agree = labels.iter().zip(&truth).filter(|(a, b)| a == b).count();
         // The expanded form rounds differently: near-ties may go either way.
         assert!(agree >= 1990, "{agree} of 2000");
-        assert_eq!(argmin(&[3.0, 1.0, 2.0, 1.0]), (1, 1.0));
-        let long: Vec<f32> = (0..21).map(|i| ((i * 7) % 11) as f32).collect();
-        assert_eq!(argmin(&long), (0, 0.0));
-        let mut later = vec![5.0f32; 19];
-        later[17] = -1.0;
-        assert_eq!(argmin(&later), (17, -1.0));
+        // Ties keep the lower index, across lanes and blocks; a centroid
+        // count that is not a multiple of the block still finds the last.
+        for (points, x, expected) in [
+            (vec![3.0, 1.0, 2.0, 1.0], 0.0, (1, 1.0)),
+            ((0..21).map(|i| ((i * 7) % 11) as f32).collect(), 0.0, (0, 0.0)),
+            ((0..19).map(|i| if i == 17 { -1.0 } else { 5.0 }).collect(), -1.0, (17, 36.0)),
+            (vec![4.0; 13], 4.0, (0, 0.0)),
+        ] {
+            let c = Matrix::new(1, points).unwrap();
+            let (best, _, second) = SmallKernel::new(&c).nearest_two(&[x]);
+            assert_eq!(best, expected.0, "{c:?}");
+            assert_eq!(second + x * x, expected.1, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn both_small_kernels_agree_exactly() {
+        // Every specialised width and the general one; centroid counts that
+        // fill no block, part of one, and many; duplicated centroids (ties).
+        for d in [4, 8, 12, 16] {
+            let (data, _) = clustered_vectors(&ClusteredSpec::new(3000, d, 20, 8)).unwrap();
+            for k in [1, 7, 8, 100, 256] {
+                let mut points = data.data[d * 500..d * (500 + k)].to_vec();
+                points.extend_from_slice(&data.data[d * 500..d * 503]);
+                let centroids = Matrix::new(d, points).unwrap();
+                let kernel = SmallKernel::new(&centroids);
+                for x in data.data.chunks_exact(d) {
+                    let fast = kernel.nearest_two(x);
+                    assert_eq!(fast, kernel.nearest_two_portable(x), "d {d}, k {k}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -579,6 +1003,35 @@ mod tests {
             assert!((a - b).abs() < 1e-6 * b.abs().max(1.0));
         }
         assert!((merged.loss - whole.loss).abs() < 1e-6 * whole.loss);
+    }
+
+    #[test]
+    fn bounded_steps_equal_full_searches() {
+        // Wide vectors (GEMM search) and PQ-width ones (direct kernel), both
+        // distances: every iteration with Hamerly's bounds must give exactly
+        // what a search of every row gives, while searching fewer rows.
+        for (dim, k, distance) in [
+            (48, 40, KMeansDistance::L2),
+            (8, 64, KMeansDistance::L2),
+            (48, 40, KMeansDistance::Dot),
+        ] {
+            let (data, _) = clustered_vectors(&ClusteredSpec::new(4000, dim, 30, 11)).unwrap();
+            let mut centroids = kmeans_plus_plus(&data, k, distance, 5, false).unwrap();
+            let mut bounds = None;
+            let mut searched = Vec::new();
+            for _ in 0..12 {
+                let bounded = Partial::step(&data, &centroids, distance, &mut bounds).unwrap();
+                let full = Partial::of_shard(&data, &centroids, distance).unwrap();
+                assert_eq!(bounded, full, "dim {dim}, {distance:?}");
+                searched.push(bounds.as_ref().unwrap().searched());
+                update(&mut centroids, &bounded, distance);
+            }
+            assert_eq!(searched[0], 4000);
+            assert!(
+                searched[11] < 4000 / 2,
+                "dim {dim}, {distance:?}: rows searched per iteration {searched:?}"
+            );
+        }
     }
 
     #[test]

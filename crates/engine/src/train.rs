@@ -193,11 +193,23 @@ impl DistributedOp for KMeansStepOp {
 
     async fn execute(task: KMeansStepTask) -> Result<Partial> {
         let shard = load_shard(&task.location, &task.shard).await?;
-        tokio::task::spawn_blocking(move || {
-            Partial::of_shard(&shard, &task.centroids, task.distance)
+        let key = shard_key(&task.location, &task.shard);
+        // This worker's bounds of the shard from an earlier iteration, if it
+        // ran one: they only save work, the partial is the same without.
+        let mut bounds = bounds_cache().lock().ok().and_then(|mut c| c.remove(&key));
+        let (partial, bounds) = tokio::task::spawn_blocking(move || {
+            let partial = Partial::step(&shard, &task.centroids, task.distance, &mut bounds);
+            (partial, bounds)
         })
         .await
-        .map_err(|e| Error::Internal(format!("k-means step: {e}")))?
+        .map_err(|e| Error::Internal(format!("k-means step: {e}")))?;
+        if let Some(b) = &bounds {
+            tracing::debug!(shard = %key, searched = b.searched(), "k-means step");
+        }
+        if let (Some(bounds), Ok(mut cache)) = (bounds, bounds_cache().lock()) {
+            cache.insert(key, bounds);
+        }
+        partial
     }
 }
 
@@ -253,8 +265,19 @@ fn shard_cache() -> &'static Mutex<Vec<(String, Arc<Matrix>)>> {
 
 const SHARD_CACHE_ENTRIES: usize = 16;
 
+/// Hamerly's bounds of the shards this process ran k-means steps on, by the
+/// same key as the shard cache (dropped with it).
+fn bounds_cache() -> &'static Mutex<HashMap<String, kmeans::Bounds>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, kmeans::Bounds>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn shard_key(location: &Location, shard: &str) -> String {
+    format!("{}#{shard}", location.uri())
+}
+
 async fn load_shard(location: &Location, shard: &str) -> Result<Arc<Matrix>> {
-    let key = format!("{}#{shard}", location.uri());
+    let key = shard_key(location, shard);
     if let Ok(cache) = shard_cache().lock() {
         if let Some((_, m)) = cache.iter().find(|(k, _)| *k == key) {
             return Ok(m.clone());
@@ -279,9 +302,12 @@ async fn load_shard(location: &Location, shard: &str) -> Result<Arc<Matrix>> {
 }
 
 fn forget_shards(location: &Location, run: &str) {
-    let prefix = format!("{}#{run}", location.uri());
+    let prefix = shard_key(location, run);
     if let Ok(mut cache) = shard_cache().lock() {
         cache.retain(|(k, _)| !k.starts_with(&prefix));
+    }
+    if let Ok(mut cache) = bounds_cache().lock() {
+        cache.retain(|k, _| !k.starts_with(&prefix));
     }
 }
 
