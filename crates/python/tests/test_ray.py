@@ -6,8 +6,10 @@ middle of an embedding run or an index build must not change the outcome.
 Datasets are read back with pylance, independently of lanceflow.
 """
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -128,6 +130,43 @@ def test_pipeline_on_ray_equals_local(pair, ray_executor):
     report = lanceflow.cleanup(remote, "0s", dry_run=True)
     assert isinstance(report, dict)
     assert lance.dataset(remote).version == len(lanceflow.versions(remote))
+
+
+def test_distributed_training_on_ray_equals_local(pair, ray_executor, tmp_path):
+    """IVF k-means and PQ codebooks trained as tasks: on Ray (tasks spread
+    over two nodes, each worker with its own caches) the artifacts are
+    byte-identical to the local executor's with the same seed and workers."""
+    _, remote, _ = pair
+    copy = str(tmp_path / "copy.lance")
+    shutil.copytree(remote, copy)
+    saved = {}
+    for name, executor in (("local", None), ("ray", ray_executor)):
+        saved[name] = str(tmp_path / name)
+        lanceflow.create_index(
+            copy,
+            "vector",
+            "IVF_PQ",
+            metric="cosine",
+            num_partitions=16,
+            num_sub_vectors=48,
+            name="trained",
+            distributed_training=True,
+            seed=7,
+            save_artifacts=saved[name],
+            executor=executor,
+            workers=2,
+        )
+    for artifact in ("centroids.npy", "codebook.npy"):
+        local = np.load(os.path.join(saved["local"], artifact))
+        ray = np.load(os.path.join(saved["ray"], artifact))
+        assert local.shape == ray.shape and local.size > 0, artifact
+        assert local.tobytes() == ray.tobytes(), artifact
+    # No training scratch is left in the dataset's store.
+    assert not glob.glob(os.path.join(copy, "_lanceflow", "train", "**", "*.npy"), recursive=True)
+    hits = lanceflow.vector_search(
+        copy, query_text=QUERIES, k=10, nprobes=16, columns=["id"], index="trained"
+    )
+    assert hits.num_rows == 30
 
 
 def test_maintenance_on_ray_equals_local(pair, ray_executor, tmp_path):

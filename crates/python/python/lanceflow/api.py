@@ -264,10 +264,14 @@ def create_index(
     centroids: Optional[str] = None,
     codebook: Optional[str] = None,
     save_artifacts: Optional[str] = None,
+    distributed_training: bool = False,
+    seed: Optional[int] = None,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a vector index: train once, one segment per batch of fragments
-    on the workers, one commit."""
+    on the workers, one commit. ``distributed_training`` trains the IVF
+    centroids and PQ codebook as tasks on the executor too (seeded: the same
+    ``seed``, data and worker count give byte-identical artifacts)."""
     cmd = _Command("index", "vector", uri).value("column", column).value("type", index_type)
     cmd.value("metric", metric).value("partitions", num_partitions)
     cmd.value("sub-vectors", num_sub_vectors).value("num-bits", num_bits)
@@ -275,6 +279,7 @@ def create_index(
     cmd.flag("replace" if replace else "no-replace", True)
     cmd.value("rows-per-segment", rows_per_segment).value("centroids", centroids)
     cmd.value("codebook", codebook).value("save-artifacts", save_artifacts)
+    cmd.flag("distributed-training", distributed_training).value("seed", seed)
     return _run(cmd, **_common(common))
 
 
