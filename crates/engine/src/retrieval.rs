@@ -426,7 +426,13 @@ impl Retriever {
                 text.k = depth;
                 let mut vector = VectorSearchRequest::new(queries, depth);
                 vector.nprobes = request.nprobes;
-                vector.refine_factor = request.refine_factor;
+                // The leg goes deeper than k for the fusion but re-ranks
+                // about as many candidates as a vector search of k (at
+                // least k × factor): exact re-ranking reads full vectors,
+                // the largest cost of a query under load.
+                vector.refine_factor = request
+                    .refine_factor
+                    .map(|f| ((f as usize * request.k).div_ceil(depth).max(1)) as u32);
                 let hybrid = HybridRequest {
                     text,
                     vector,
