@@ -34,6 +34,8 @@ BATCH=$((TOTAL / 10))
 head -n "$((TOTAL - BATCH))" "$INPUT" > "$WORK/base.jsonl"
 tail -n "$BATCH" "$INPUT" > "$WORK/batch.jsonl"
 
+# A fresh knowledge base on every run (an overwrite would keep the old tags).
+rm -rf "$WORK/wordnet.lance"
 "$LANCEFLOW" ingest "$WORK/base.jsonl" --to "$WORK/wordnet.lance" --mode overwrite --max-rows-per-file 5000
 "$LANCEFLOW" info "$WORK/wordnet.lance"
 
