@@ -704,6 +704,11 @@ pub async fn plan(
         0
     };
 
+    ensure_invalid!(
+        !(request.distributed_training && request.centroids.is_some()),
+        "--distributed-training trains the centroids, but --centroids gives them: drop one of \
+         the two"
+    );
     let metric = request.metric;
     let train_started = Instant::now();
     let mut distributed_codebook = None;

@@ -319,6 +319,13 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
         .await
         .unwrap_err();
     expect(err, "invalid_input", "larger than the row count 600");
+    let mut r = build("vector", VectorIndexType::IvfFlat);
+    r.distributed_training = true;
+    r.centroids = Some(dir.path().join("centroids.npy"));
+    let err = create_vector_index(&loc, &r, &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    expect(err, "invalid_input", "drop one of the two");
     assert_eq!(latest_version(&loc).await, 1, "nothing committed");
 
     // An index, then a refused --no-replace and refused searches.
