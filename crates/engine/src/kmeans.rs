@@ -38,13 +38,7 @@ pub fn assign(
     centroids: &Matrix,
     distance: KMeansDistance,
 ) -> Result<(Vec<u32>, Vec<f32>)> {
-    let (n, k, d) = (data.rows(), centroids.rows(), data.dim);
-    ensure_invalid!(
-        centroids.dim == d,
-        "centroids have dimension {}, the vectors {d}",
-        centroids.dim
-    );
-    ensure_invalid!(k > 0, "k-means needs at least one centroid");
+    let (n, k, d) = shapes(data, centroids)?;
     if distance == KMeansDistance::L2 && d <= SMALL_DIM {
         return Ok(assign_small_l2(data, centroids));
     }
@@ -96,6 +90,18 @@ pub fn assign(
         }
     }
     Ok((labels, distances))
+}
+
+/// Rows, centroids and dimension, once the two agree.
+fn shapes(data: &Matrix, centroids: &Matrix) -> Result<(usize, usize, usize)> {
+    let (n, k, d) = (data.rows(), centroids.rows(), data.dim);
+    ensure_invalid!(
+        centroids.dim == d,
+        "centroids have dimension {}, the vectors {d}",
+        centroids.dim
+    );
+    ensure_invalid!(k > 0, "k-means needs at least one centroid");
+    Ok((n, k, d))
 }
 
 /// Dimensions up to this (PQ sub-vectors) use the direct kernel.
@@ -196,13 +202,7 @@ impl Partial {
         distance: KMeansDistance,
         bounds: &mut Option<Bounds>,
     ) -> Result<Self> {
-        let (n, k, d) = (data.rows(), centroids.rows(), data.dim);
-        ensure_invalid!(
-            centroids.dim == d,
-            "centroids have dimension {}, the vectors {d}",
-            centroids.dim
-        );
-        ensure_invalid!(k > 0, "k-means needs at least one centroid");
+        let (n, k, d) = shapes(data, centroids)?;
         let c_norms: Vec<f32> = (0..k).map(|j| norm2(centroids.row(j))).collect();
         let max_norm = c_norms.iter().fold(0f32, |a, &b| a.max(b));
         let prior = bounds
@@ -608,38 +608,33 @@ fn merge_lanes(
 
 /// x·y in eight independent lanes (a fixed summation order).
 fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let n = x.len().min(y.len());
-    let whole = n / LANES * LANES;
-    let mut acc = [0f32; LANES];
-    for start in (0..whole).step_by(LANES) {
-        let (a, b) = (&x[start..start + LANES], &y[start..start + LANES]);
-        for l in 0..LANES {
-            acc[l] = a[l].mul_add(b[l], acc[l]);
-        }
-    }
-    let mut total = acc.iter().sum::<f32>();
-    for i in whole..n {
-        total = x[i].mul_add(y[i], total);
-    }
-    total
+    lane_sum(x, y, |a, b, acc| a.mul_add(b, acc))
 }
 
 /// ‖x − y‖² directly (no cancellation), in eight independent lanes.
 fn sq_dist(x: &[f32], y: &[f32]) -> f32 {
+    lane_sum(x, y, |a, b, acc| {
+        let v = a - b;
+        v.mul_add(v, acc)
+    })
+}
+
+/// Σ step over pairs of `x` and `y`, accumulated in eight lanes (the
+/// compiler keeps them in one vector register) and then added up in order.
+#[inline(always)]
+fn lane_sum(x: &[f32], y: &[f32], step: impl Fn(f32, f32, f32) -> f32) -> f32 {
     let n = x.len().min(y.len());
     let whole = n / LANES * LANES;
     let mut acc = [0f32; LANES];
     for start in (0..whole).step_by(LANES) {
         let (a, b) = (&x[start..start + LANES], &y[start..start + LANES]);
         for l in 0..LANES {
-            let v = a[l] - b[l];
-            acc[l] = v.mul_add(v, acc[l]);
+            acc[l] = step(a[l], b[l], acc[l]);
         }
     }
     let mut total = acc.iter().sum::<f32>();
     for i in whole..n {
-        let v = x[i] - y[i];
-        total = v.mul_add(v, total);
+        total = step(x[i], y[i], total);
     }
     total
 }
