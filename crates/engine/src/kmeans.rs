@@ -548,7 +548,11 @@ impl SmallKernel {
                 let better = v < first[l];
                 let runner = if v < second[l] { v } else { second[l] };
                 second[l] = if better { first[l] } else { runner };
-                index[l] = if better { (b * LANES + l) as u32 } else { index[l] };
+                index[l] = if better {
+                    (b * LANES + l) as u32
+                } else {
+                    index[l]
+                };
                 first[l] = if better { v } else { first[l] };
             }
         }
@@ -950,8 +954,16 @@ mod tests {
         // count that is not a multiple of the block still finds the last.
         for (points, x, expected) in [
             (vec![3.0, 1.0, 2.0, 1.0], 0.0, (1, 1.0)),
-            ((0..21).map(|i| ((i * 7) % 11) as f32).collect(), 0.0, (0, 0.0)),
-            ((0..19).map(|i| if i == 17 { -1.0 } else { 5.0 }).collect(), -1.0, (17, 36.0)),
+            (
+                (0..21).map(|i| ((i * 7) % 11) as f32).collect(),
+                0.0,
+                (0, 0.0),
+            ),
+            (
+                (0..19).map(|i| if i == 17 { -1.0 } else { 5.0 }).collect(),
+                -1.0,
+                (17, 36.0),
+            ),
             (vec![4.0; 13], 4.0, (0, 0.0)),
         ] {
             let c = Matrix::new(1, points).unwrap();
