@@ -71,6 +71,12 @@ def main():
         out[f"{label}_p50_ms"] = lat[len(lat) // 2]
         out[f"{label}_p99_ms"] = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
 
+    # pylance searching lanceflow's own index: the same index, so the gap to
+    # lanceflow's in-process figure is the search path alone.
+    ours = os.path.join(args.data_dir, "vectors.lance")
+    if os.path.isdir(ours):
+        measure(lance.dataset(ours), "pylance_on_lanceflow_index")
+
     t = time.perf_counter()
     ds.create_index("vector", index_type="IVF_PQ", metric=args.metric, num_partitions=partitions,
                     num_sub_vectors=sub_vectors)

@@ -247,6 +247,28 @@ async fn request_id(State(state): State<ServeState>, mut request: Request, next:
     response
 }
 
+/// A request turned away before it reaches a handler: the error body plus
+/// the header that tells the client what to do (`WWW-Authenticate`,
+/// `Retry-After`).
+fn refuse(
+    request: &Request,
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    (name, value): (header::HeaderName, &'static str),
+) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(String::new()));
+    let mut response = error_response(status, kind, message, &id);
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    response
+}
+
 /// `Authorization: Bearer KEY` on every guarded route when a key is set.
 async fn authorize(State(state): State<ServeState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.inner.api_key {
@@ -257,21 +279,13 @@ async fn authorize(State(state): State<ServeState>, request: Request, next: Next
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), key)) {
-            let id = request
-                .extensions()
-                .get::<RequestId>()
-                .cloned()
-                .unwrap_or_else(|| RequestId(String::new()));
-            let mut response = error_response(
+            return refuse(
+                &request,
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "send the service's API key as `Authorization: Bearer <key>`",
-                &id,
+                (header::WWW_AUTHENTICATE, "Bearer"),
             );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
         }
     }
     next.run(request).await
@@ -281,24 +295,16 @@ async fn authorize(State(state): State<ServeState>, request: Request, next: Next
 /// once with 503 and `Retry-After` instead of queueing without bound.
 async fn limit(State(state): State<ServeState>, request: Request, next: Next) -> Response {
     let Ok(permit) = state.inner.limiter.clone().try_acquire_owned() else {
-        let id = request
-            .extensions()
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(|| RequestId(String::new()));
-        let mut response = error_response(
+        return refuse(
+            &request,
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
             &format!(
                 "the service is answering {} requests already; retry shortly",
                 state.inner.options.max_concurrency
             ),
-            &id,
+            (header::RETRY_AFTER, "1"),
         );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
     };
     let response = next.run(request).await;
     drop(permit);

@@ -177,6 +177,10 @@ impl OrtEncoder {
             })
             .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            // Idle compute threads sleep instead of spin-waiting for the next
+            // operator: a service embeds between retrievals that need the
+            // same cores.
+            .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut b| b.commit_from_file(onnx))
             .map_err(|e| bad(e.to_string()))?;
         let names: Vec<String> = session
