@@ -866,6 +866,9 @@ pub struct BenchVectorArgs {
     /// Train IVF / PQ as tasks on the workers (see `index vector --distributed-training`).
     #[arg(long)]
     pub distributed_training: bool,
+    /// At most R rows per index segment (see `index vector --rows-per-segment`).
+    #[arg(long, value_name = "R")]
+    pub rows_per_segment: Option<u64>,
     /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
     #[arg(long)]
     pub dataset: Option<String>,

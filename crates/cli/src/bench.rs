@@ -118,6 +118,7 @@ pub(crate) async fn bench_vector(
     request.partitions = args.partitions;
     request.sub_vectors = args.sub_vectors;
     request.distributed_training = args.distributed_training;
+    request.rows_per_segment = args.rows_per_segment;
     request.seed = args.seed;
     let started = Instant::now();
     let report = lanceflow::vector_index::create_vector_index(

@@ -133,7 +133,55 @@ struct ColumnIndex {
     segments: Vec<(String, Vec<u32>)>,
 }
 
+/// Which dataset version, column and index name a lookup was for. A version
+/// never changes once written; the commit timestamp tells apart a dataset
+/// deleted and written again at the same URI.
+type IndexKey = (String, u64, u128, String, Option<String>);
+
+/// Index lookups by [`IndexKey`]: a searcher asks for the same pinned version
+/// once per query, and listing the indexes and opening one to learn its
+/// metric costs about as much as a small query.
+fn index_lookups() -> &'static std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>> {
+    static LOOKUPS: std::sync::OnceLock<std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>>> =
+        std::sync::OnceLock::new();
+    LOOKUPS.get_or_init(Default::default)
+}
+
+/// Most lookups kept (a long-running process that moves through many
+/// versions starts over when it reaches this).
+const MAX_INDEX_LOOKUPS: usize = 256;
+
 async fn column_index(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+    wanted: Option<&str>,
+) -> Result<Option<ColumnIndex>> {
+    let key: IndexKey = (
+        dataset.uri().to_string(),
+        dataset.version().version,
+        dataset.manifest().timestamp_nanos,
+        column.to_string(),
+        wanted.map(str::to_string),
+    );
+    let cached = index_lookups()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).cloned());
+    if let Some(found) = cached {
+        return Ok(found);
+    }
+    let found = find_column_index(location, dataset, column, wanted).await?;
+    if let Ok(mut m) = index_lookups().lock() {
+        if m.len() >= MAX_INDEX_LOOKUPS {
+            m.clear();
+        }
+        m.insert(key, found.clone());
+    }
+    Ok(found)
+}
+
+async fn find_column_index(
     location: &Location,
     dataset: &Dataset,
     column: &str,
