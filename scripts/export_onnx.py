@@ -37,6 +37,9 @@ except ImportError:
 # Bumped whenever the graph changes, so `setup.sh` re-exports older files.
 EXPORT_VERSION = "2"
 
+# ONNX Runtime's contrib operators.
+MS = "com.microsoft"
+
 
 def default_model_dir():
     try:
@@ -93,12 +96,16 @@ class Graph:
         self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain, **attrs))
         return out
 
+    def matmul(self, x, prefix):
+        """x @ W of a linear layer (its bias goes to the op that follows)."""
+        return self.op("MatMul", [x, self.weight(prefix + ".weight", transpose=True)])
+
     def skip_layer_norm(self, x, skip, prefix, eps):
         """LayerNorm(x + dense bias + skip): the residual connection in one op."""
         return self.op("SkipLayerNormalization",
                        [x, skip, self.weight(prefix + ".LayerNorm.weight"),
                         self.weight(prefix + ".LayerNorm.bias"), self.weight(prefix + ".dense.bias")],
-                       domain="com.microsoft", epsilon=eps)
+                       domain=MS, epsilon=eps)
 
     def layer_norm(self, x, prefix, eps):
         return self.op("LayerNormalization",
@@ -113,7 +120,6 @@ def build(model_dir):
         sys.exit(f"export_onnx: hidden_act {config['hidden_act']!r} is not supported (gelu only)")
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
-    head_dim = hidden // heads
     eps = config.get("layer_norm_eps", 1e-12)
     weights = read_safetensors(os.path.join(model_dir, "model.safetensors"))
     weights = {k[len("bert."):] if k.startswith("bert.") else k: v for k, v in weights.items()}
@@ -129,9 +135,8 @@ def build(model_dir):
     x = g.op("Add", [g.op("Add", [word, pos]), tok])
     x = g.layer_norm(x, "embeddings.LayerNorm", eps)
 
-
+    # The attention kernel takes the 0/1 padding mask as int32.
     mask_i32 = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
-    ms = "com.microsoft"
     for layer in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{layer}"
         a = p + ".attention.self."
@@ -141,13 +146,12 @@ def build(model_dir):
             [weights[a + n + ".weight"].T for n in ("query", "key", "value")], axis=1))
         qkv_b = g.const(a + "qkv.bias", np.concatenate(
             [weights[a + n + ".bias"] for n in ("query", "key", "value")]))
-        ctx = g.op("Attention", [x, qkv_w, qkv_b, mask_i32], domain=ms, num_heads=heads)
-        attn = g.op("MatMul", [ctx, g.weight(p + ".attention.output.dense.weight", transpose=True)])
-        x = g.skip_layer_norm(attn, x, p + ".attention.output", eps)
-        inter = g.op("MatMul", [x, g.weight(p + ".intermediate.dense.weight", transpose=True)])
-        gelu = g.op("BiasGelu", [inter, g.weight(p + ".intermediate.dense.bias")], domain=ms)
-        out = g.op("MatMul", [gelu, g.weight(p + ".output.dense.weight", transpose=True)])
-        x = g.skip_layer_norm(out, x, p + ".output", eps)
+        ctx = g.op("Attention", [x, qkv_w, qkv_b, mask_i32], domain=MS, num_heads=heads)
+        x = g.skip_layer_norm(g.matmul(ctx, p + ".attention.output.dense"), x,
+                              p + ".attention.output", eps)
+        inter = g.matmul(x, p + ".intermediate.dense")
+        gelu = g.op("BiasGelu", [inter, g.weight(p + ".intermediate.dense.bias")], domain=MS)
+        x = g.skip_layer_norm(g.matmul(gelu, p + ".output.dense"), x, p + ".output", eps)
 
     g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
     inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
@@ -156,7 +160,7 @@ def build(model_dir):
                                            ["batch", "seq", hidden])
     graph = helper.make_graph(g.nodes, "bert_encoder", inputs, [output], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("com.microsoft", 1)],
+                                                    helper.make_opsetid(MS, 1)],
                               producer_name="lanceflow-export-onnx",
                               producer_version=EXPORT_VERSION)
     model.ir_version = 8
