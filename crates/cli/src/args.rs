@@ -368,6 +368,10 @@ pub struct ScalarIndexArgs {
     /// Rows per segment (default: one segment per worker).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,
+    /// Commit one segment per build task (default: merge them into one, which
+    /// queries faster; kept segments are what `search --distributed` spreads over).
+    #[arg(long)]
+    pub keep_segments: bool,
     /// INVERTED: store token positions (needed for --phrase searches).
     #[arg(long)]
     pub with_position: bool,
@@ -431,9 +435,13 @@ pub struct VectorIndexArgs {
     /// Refuse if an index of that name exists.
     #[arg(long, overrides_with = "replace")]
     pub no_replace: bool,
-    /// Rows per index segment (default: one segment per worker, each of at least 50k rows).
+    /// Rows per index segment (default: one per worker, each of at least 10k rows, or 50k with --keep-segments).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,
+    /// Commit one segment per build task (default: merge them into one, which
+    /// queries faster; kept segments are what `search --distributed` spreads over).
+    #[arg(long)]
+    pub keep_segments: bool,
     /// Pre-trained IVF centroids (.npy, partitions × dim).
     #[arg(long, value_name = "FILE")]
     pub centroids: Option<PathBuf>,
@@ -869,6 +877,9 @@ pub struct BenchVectorArgs {
     /// At most R rows per index segment (see `index vector --rows-per-segment`).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,
+    /// Commit one segment per build task (see `index vector --keep-segments`).
+    #[arg(long)]
+    pub keep_segments: bool,
     /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
     #[arg(long)]
     pub dataset: Option<String>,

@@ -27,8 +27,10 @@ struct BenchVectorReport {
     partitions: usize,
     sub_vectors: Option<usize>,
     segments: usize,
+    segments_built: usize,
     build_seconds: f64,
     train_seconds: f64,
+    commit_seconds: f64,
     k: usize,
     nprobes: usize,
     refine_factor: u32,
@@ -119,6 +121,7 @@ pub(crate) async fn bench_vector(
     request.sub_vectors = args.sub_vectors;
     request.distributed_training = args.distributed_training;
     request.rows_per_segment = args.rows_per_segment;
+    request.keep_segments = args.keep_segments;
     request.seed = args.seed;
     let started = Instant::now();
     let report = lanceflow::vector_index::create_vector_index(
@@ -181,8 +184,10 @@ pub(crate) async fn bench_vector(
         partitions: report.partitions,
         sub_vectors: report.sub_vectors,
         segments: report.segments,
+        segments_built: report.segments_built,
         build_seconds,
         train_seconds: report.train_seconds,
+        commit_seconds: report.commit_seconds,
         k: args.k,
         nprobes: args.nprobes,
         refine_factor: args.refine_factor,
@@ -200,7 +205,7 @@ pub(crate) async fn bench_vector(
     }
     writeln!(
         out,
-        "{} {} on {} × {} ({} partitions{}, {} segment(s), {} worker(s))",
+        "{} {} on {} × {} ({} partitions{}, {}, {} worker(s))",
         report.index_type,
         report.metric,
         report.rows,
@@ -210,13 +215,13 @@ pub(crate) async fn bench_vector(
             .sub_vectors
             .map(|m| format!(", {m} sub-vectors"))
             .unwrap_or_default(),
-        report.segments,
+        crate::commands::segments_text(report.segments_built, report.segments),
         report.workers
     )?;
     writeln!(
         out,
-        "  build            {:.2} s (training {:.2} s)",
-        report.build_seconds, report.train_seconds
+        "  build            {:.2} s (training {:.2} s, commit {:.2} s)",
+        report.build_seconds, report.train_seconds, report.commit_seconds
     )?;
     writeln!(
         out,

@@ -665,6 +665,7 @@ pub(crate) fn vector_index_request(args: &VectorIndexArgs) -> Result<VectorIndex
     request.name = args.name.clone();
     request.replace = !args.no_replace;
     request.rows_per_segment = args.rows_per_segment;
+    request.keep_segments = args.keep_segments;
     request.centroids = args.centroids.clone();
     request.codebook = args.codebook.clone();
     request.save_artifacts = args.save_artifacts.clone();
@@ -733,6 +734,7 @@ async fn index_scalar(ctx: &Context, args: ScalarIndexArgs, out: &mut dyn Write)
         replace: args.replace && !args.no_replace,
         fragments: args.fragments,
         rows_per_segment: args.rows_per_segment,
+        keep_segments: args.keep_segments,
         fts: FtsOptions {
             with_position: args.with_position,
             base_tokenizer: args.base_tokenizer,
@@ -757,7 +759,7 @@ async fn index_scalar(ctx: &Context, args: ScalarIndexArgs, out: &mut dyn Write)
     }
     writeln!(
         out,
-        "built {} index '{}' on '{}' of {}: {} rows in {} fragment(s), {} segment(s), version {} \
+        "built {} index '{}' on '{}' of {}: {} rows in {} fragment(s), {}, version {} \
          in {:.2}s (build {:.2}s, commit {:.2}s)",
         report.index_type.as_str(),
         report.name,
@@ -765,13 +767,22 @@ async fn index_scalar(ctx: &Context, args: ScalarIndexArgs, out: &mut dyn Write)
         report.uri,
         report.rows_indexed,
         report.fragments,
-        report.segments,
+        segments_text(report.segments_built, report.segments),
         report.version,
         report.seconds,
         report.build_seconds,
         report.commit_seconds
     )?;
     Ok(())
+}
+
+/// "2 segments merged into 1" or "2 segment(s)".
+pub(crate) fn segments_text(built: usize, committed: usize) -> String {
+    if built == committed {
+        format!("{committed} segment(s)")
+    } else {
+        format!("{built} segments merged into {committed}")
+    }
 }
 
 async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write) -> Result<()> {
@@ -794,14 +805,14 @@ async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write)
         .unwrap_or_default();
     writeln!(
         out,
-        "built {} index '{}' on '{}' ({} partitions{pq}, {}) over {} rows in {} segment(s) as version {} in {:.2}s (train {:.2}s, build {:.2}s, commit {:.2}s)",
+        "built {} index '{}' on '{}' ({} partitions{pq}, {}) over {} rows, {}, as version {} in {:.2}s (train {:.2}s, build {:.2}s, commit {:.2}s)",
         serde_json::to_value(report.index_type)?.as_str().unwrap_or_default(),
         report.name,
         report.column,
         report.partitions,
         report.metric.as_str(),
         report.rows_indexed,
-        report.segments,
+        segments_text(report.segments_built, report.segments),
         report.version,
         report.seconds,
         report.train_seconds,

@@ -424,14 +424,22 @@ impl Embedder {
             rest = tail;
         }
         let outputs: Vec<Vec<f32>> = match &self.model {
-            // ONNX Runtime parallelises inside each batch.
-            Model::Ort(encoder) => chunks
-                .iter()
-                .map(|chunk| {
-                    let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-                    encoder.embed_batch(&batch)
-                })
-                .collect::<Result<_>>()?,
+            Model::Ort(encoder) => {
+                use rayon::prelude::*;
+                // One batch per single-threaded session at a time; a few
+                // texts are split so that every session has some.
+                split_until(&mut chunks, encoder.sessions());
+                self.pool.install(|| {
+                    chunks
+                        .par_iter()
+                        .map(|chunk| {
+                            let batch: Vec<&[u32]> =
+                                chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                            encoder.embed_batch(&batch)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })?
+            }
             Model::Candle(bert) => chunks
                 .iter()
                 .map(|chunk| {
@@ -462,6 +470,24 @@ impl Embedder {
             }
         }
         Ok((Matrix { dim, data }, tokens))
+    }
+}
+
+/// Halve the largest chunks until there are at least `n` (or every chunk
+/// holds one text).
+fn split_until<T>(chunks: &mut Vec<&[T]>, n: usize) {
+    while chunks.len() < n {
+        let Some((at, _)) = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.len() > 1)
+            .max_by_key(|(_, c)| c.len())
+        else {
+            return;
+        };
+        let (a, b) = chunks[at].split_at(chunks[at].len() / 2);
+        chunks[at] = a;
+        chunks.insert(at + 1, b);
     }
 }
 
@@ -858,5 +884,25 @@ impl Bert {
             .sqrt()?
             .clamp(1e-12, f64::MAX)?;
         mean.broadcast_div(&norm)?.flatten_all()?.to_vec1::<f32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_until;
+
+    #[test]
+    fn split_until_halves_the_largest_chunks_in_order() {
+        let texts: Vec<usize> = (0..7).collect();
+        let mut chunks = vec![&texts[..5], &texts[5..]];
+        split_until(&mut chunks, 4);
+        assert_eq!(
+            chunks,
+            vec![&texts[..2], &texts[2..3], &texts[3..5], &texts[5..]]
+        );
+        let one = [9usize];
+        let mut single = vec![&one[..]];
+        split_until(&mut single, 2);
+        assert_eq!(single, vec![&one[..]], "a single text cannot be split");
     }
 }

@@ -29,8 +29,8 @@ use crate::progress::{note, Progress};
 use crate::storage::{Location, VersionSpec};
 use crate::task::{run_tasks, DistributedOp};
 use crate::vector_index::{
-    check_index_name, contiguous_runs, decode_segment, encode_segment, fragment_ranges,
-    fragment_rows,
+    check_index_name, commit_segments, contiguous_runs, encode_segment, fragment_ranges,
+    fragment_rows, Committed,
 };
 
 /// The scalar index kinds.
@@ -249,6 +249,9 @@ pub struct ScalarIndexRequest {
     pub rows_per_segment: Option<u64>,
     /// Tokenizer options (INVERTED only).
     pub fts: FtsOptions,
+    /// Commit one physical segment per task instead of merging them into one.
+    #[serde(default)]
+    pub keep_segments: bool,
 }
 
 impl ScalarIndexRequest {
@@ -262,6 +265,7 @@ impl ScalarIndexRequest {
             fragments: None,
             rows_per_segment: None,
             fts: FtsOptions::default(),
+            keep_segments: false,
         }
     }
 }
@@ -332,6 +336,8 @@ pub struct ScalarIndexPlan {
     pub column: String,
     /// One task per segment.
     pub tasks: Vec<ScalarSegmentTask>,
+    /// Commit the segments as built (else merged into one).
+    pub keep_segments: bool,
 }
 
 /// What a build did.
@@ -345,8 +351,10 @@ pub struct ScalarIndexReport {
     pub column: String,
     /// Index kind.
     pub index_type: ScalarIndexType,
-    /// Segments committed.
+    /// Physical segments committed (1 once merged).
     pub segments: usize,
+    /// Segments built by tasks.
+    pub segments_built: usize,
     /// Fragments indexed.
     pub fragments: usize,
     /// Rows indexed.
@@ -473,6 +481,7 @@ pub async fn plan(
         name,
         column: column.to_string(),
         tasks,
+        keep_segments: request.keep_segments,
     })
 }
 
@@ -499,22 +508,18 @@ pub async fn execute(task: ScalarSegmentTask) -> Result<ScalarSegmentOutput> {
     })
 }
 
-/// Commit every segment as one index in one new version.
-pub async fn commit(plan: &ScalarIndexPlan, outputs: &[ScalarSegmentOutput]) -> Result<u64> {
-    let location = &plan.location;
-    ensure_invalid!(!outputs.is_empty(), "no index segments were built");
-    let segments = outputs
-        .iter()
-        .map(|o| decode_segment(&o.segment))
-        .collect::<Result<Vec<_>>>()?;
-    let mut dataset = location
-        .open(Some(&VersionSpec::Number(plan.read_version)))
-        .await?;
-    dataset
-        .commit_existing_index_segments(&plan.name, &plan.column, segments)
-        .await
-        .map_err(|e| location.lance_error("commit index", e))?;
-    Ok(dataset.version().version)
+/// Commit every segment as one index in one new version (merged into one
+/// physical segment unless the request keeps them apart).
+pub async fn commit(plan: &ScalarIndexPlan, outputs: &[ScalarSegmentOutput]) -> Result<Committed> {
+    commit_segments(
+        &plan.location,
+        plan.read_version,
+        &plan.name,
+        &plan.column,
+        outputs.iter().map(|o| o.segment.as_str()),
+        plan.keep_segments,
+    )
+    .await
 }
 
 /// Plan, build every segment on `executor`, commit once.
@@ -541,17 +546,18 @@ pub async fn create_scalar_index(
     let outputs = run_tasks::<ScalarSegmentOp>(executor, &plan.tasks, progress).await?;
     let build_seconds = build_started.elapsed().as_secs_f64();
     let commit_started = Instant::now();
-    let version = commit(&plan, &outputs).await?;
+    let committed = commit(&plan, &outputs).await?;
     Ok(ScalarIndexReport {
         uri: location.uri().to_string(),
         name: plan.name.clone(),
         column: plan.column.clone(),
         index_type: request.index_type,
-        segments: outputs.len(),
+        segments: committed.segments,
+        segments_built: outputs.len(),
         fragments: outputs.iter().map(|o| o.fragments.len()).sum(),
         rows_indexed: outputs.iter().map(|o| o.rows).sum(),
         read_version: plan.read_version,
-        version,
+        version: committed.version,
         build_seconds,
         commit_seconds: commit_started.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),

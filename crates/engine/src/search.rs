@@ -141,11 +141,9 @@ type IndexKey = (String, u64, u128, String, Option<String>);
 /// Index lookups by [`IndexKey`]: a searcher asks for the same pinned version
 /// once per query, and listing the indexes and opening one to learn its
 /// metric costs about as much as a small query.
-fn index_lookups() -> &'static std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>> {
-    static LOOKUPS: std::sync::OnceLock<std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>>> =
-        std::sync::OnceLock::new();
-    LOOKUPS.get_or_init(Default::default)
-}
+static INDEX_LOOKUPS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>>,
+> = std::sync::LazyLock::new(Default::default);
 
 /// Most lookups kept (a long-running process that moves through many
 /// versions starts over when it reaches this).
@@ -164,15 +162,12 @@ async fn column_index(
         column.to_string(),
         wanted.map(str::to_string),
     );
-    let cached = index_lookups()
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&key).cloned());
+    let cached = INDEX_LOOKUPS.lock().ok().and_then(|m| m.get(&key).cloned());
     if let Some(found) = cached {
         return Ok(found);
     }
     let found = find_column_index(location, dataset, column, wanted).await?;
-    if let Ok(mut m) = index_lookups().lock() {
+    if let Ok(mut m) = INDEX_LOOKUPS.lock() {
         if m.len() >= MAX_INDEX_LOOKUPS {
             m.clear();
         }

@@ -56,6 +56,7 @@ def build(uri, records, executor, artifacts, tmp):
         num_partitions=16,
         num_sub_vectors=48,
         rows_per_segment=300,
+        keep_segments=True,  # four segments for the distributed search to spread over
         executor=executor,
         workers=2,
         **model,

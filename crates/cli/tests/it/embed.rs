@@ -30,9 +30,17 @@ fn checkpoint_files(dataset: &Path) -> usize {
     let Ok(dirs) = std::fs::read_dir(root) else {
         return 0;
     };
-    dirs.flatten()
-        .map(|d| std::fs::read_dir(d.path()).map(|f| f.count()).unwrap_or(0))
-        .sum()
+    // Finished checkpoints only: a write in progress is a staging file
+    // (`N.json#k`) until its rename.
+    let finished = |d: std::fs::DirEntry| {
+        std::fs::read_dir(d.path()).map_or(0, |files| {
+            files
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+    };
+    dirs.flatten().map(finished).sum()
 }
 
 /// Every row's (id, vector) via search results is awkward; read them with

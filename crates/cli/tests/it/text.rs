@@ -58,7 +58,8 @@ fn full_text_and_hybrid_search_end_to_end() {
         "INVERTED",
         "--with-position",
     ]));
-    assert_eq!(report["segments"], 2, "{report}");
+    assert_eq!(report["segments_built"], 2, "{report}");
+    assert_eq!(report["segments"], 1, "merged: {report}");
     assert_eq!(report["rows_indexed"], 120, "{report}");
     ok(&run(&[
         "-q", "index", "scalar", &uri, "--column", "n", "--type", "BTREE",

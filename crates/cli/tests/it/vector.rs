@@ -52,12 +52,16 @@ fn index_then_search_json_batch_distributed_and_time_travel() {
         "4",
         "--rows-per-segment",
         "1000",
+        "--keep-segments",
         "--json",
         "--save-artifacts",
         art.to_str().unwrap(),
     ]));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["segments"], 2);
+    assert_eq!(
+        (&report["segments_built"], &report["segments"]),
+        (&2.into(), &2.into())
+    );
     assert_eq!(report["index_type"], "IVF_PQ");
     assert_eq!(report["version"], 2);
     let info = info_json(&uri, &[], &[]);

@@ -300,9 +300,10 @@ fn append_optimize_compact_and_version_history() {
     .unwrap();
     assert_eq!(report["compacted"], true);
     assert_eq!(report["fragments_before"], 10);
-    // One fragment per index segment's run: fragments 0-3 and 4-7 (built
-    // with two workers) and 8-9 (the optimise's segment).
-    assert_eq!(report["fragments_after"], 3);
+    // Compaction only joins fragments that one index segment covers:
+    // fragments 0-7 (the two workers' segments, merged into one) and 8-9 (the
+    // optimise's segment), one rewritten fragment each.
+    assert_eq!(report["fragments_after"], 2);
     assert_eq!(report["rows_rewritten"], 500);
     assert_eq!(search("document 123"), before);
     let idle = ok(&run(&[

@@ -104,27 +104,35 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let (loc, data, queries) = vector_dataset(dir.path(), "v.lance", 4000, 40, 500).await;
     let exec = LocalExecutor::new(2);
+    // (kind, metric, rows per segment, keep the segments apart)
     let cases = [
-        (VectorIndexType::IvfFlat, Metric::L2, Some(1)),
-        (VectorIndexType::IvfSq, Metric::Cosine, Some(1500)),
-        (VectorIndexType::IvfFlat, Metric::Dot, Some(500)),
+        (VectorIndexType::IvfFlat, Metric::L2, Some(1), true),
+        (VectorIndexType::IvfSq, Metric::Cosine, Some(1500), false),
+        (VectorIndexType::IvfFlat, Metric::Dot, Some(500), true),
     ];
-    for (index_type, metric, rows_per_segment) in cases {
+    let index_dirs =
+        || std::fs::read_dir(dir.path().join("v.lance/_indices")).map_or(0, |d| d.count());
+    for (index_type, metric, rows_per_segment, keep_segments) in cases {
         let mut req = VectorIndexRequest::new("vector", index_type, metric);
         req.partitions = Some(20);
         req.rows_per_segment = rows_per_segment;
+        req.keep_segments = keep_segments;
         let before = latest_version(&loc).await;
+        let dirs_before = index_dirs();
         let report = create_vector_index(&loc, &req, &exec, &NoProgress)
             .await
             .unwrap();
         assert_eq!(report.version, before + 1, "one commit");
         assert_eq!(report.rows_indexed, 4000);
-        let expected_segments =
-            rows_per_segment.map_or(2, |r| (4000u64.div_ceil(r)).min(8) as usize);
-        assert_eq!(report.segments, expected_segments, "{index_type:?}");
+        let built = rows_per_segment.map_or(2, |r| (4000u64.div_ceil(r)).min(8) as usize);
+        let committed = if keep_segments { built } else { 1 };
+        assert_eq!(report.segments_built, built, "{index_type:?}");
+        assert_eq!(report.segments, committed, "{index_type:?}");
+        // A merge leaves only the merged segment's files behind.
+        assert_eq!(index_dirs() - dirs_before, committed, "{index_type:?}");
         let info = lanceflow::info::info(&loc, None).await.unwrap();
         assert_eq!(info.indices.len(), 1, "replaced, not added");
-        assert_eq!(info.indices[0].segments, expected_segments);
+        assert_eq!(info.indices[0].segments, committed);
         assert_eq!(info.indices[0].unindexed_fragments, 0);
 
         // nprobes covering 10% of the partitions.
@@ -163,7 +171,11 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     let report = create_vector_index(&loc, &req, &exec, &NoProgress)
         .await
         .unwrap();
-    assert_eq!((report.segments, report.sub_vectors), (3, Some(8)));
+    assert_eq!(
+        (report.segments_built, report.segments, report.sub_vectors),
+        (3, 1, Some(8)),
+        "three segments built, merged into one"
+    );
     assert!(artifacts.join("centroids.npy").exists() && artifacts.join("codebook.npy").exists());
 
     let request = search_request(&queries, 10, 4, Some(5));

@@ -266,12 +266,15 @@ def create_index(
     save_artifacts: Optional[str] = None,
     distributed_training: bool = False,
     seed: Optional[int] = None,
+    keep_segments: bool = False,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a vector index: train once, one segment per batch of fragments
     on the workers, one commit. ``distributed_training`` trains the IVF
     centroids and PQ codebook as tasks on the executor too (seeded: the same
-    ``seed``, data and worker count give byte-identical artifacts)."""
+    ``seed``, data and worker count give byte-identical artifacts). The
+    segments are merged into one before the commit (faster queries) unless
+    ``keep_segments``: kept segments are what a distributed search spreads over."""
     cmd = _Command("index", "vector", uri).value("column", column).value("type", index_type)
     cmd.value("metric", metric).value("partitions", num_partitions)
     cmd.value("sub-vectors", num_sub_vectors).value("num-bits", num_bits)
@@ -280,6 +283,7 @@ def create_index(
     cmd.value("rows-per-segment", rows_per_segment).value("centroids", centroids)
     cmd.value("codebook", codebook).value("save-artifacts", save_artifacts)
     cmd.flag("distributed-training", distributed_training).value("seed", seed)
+    cmd.flag("keep-segments", keep_segments)
     return _run(cmd, **_common(common))
 
 
@@ -299,17 +303,19 @@ def create_scalar_index(
     remove_stop_words: Optional[bool] = None,
     ascii_folding: Optional[bool] = None,
     max_token_length: Optional[int] = None,
+    keep_segments: bool = False,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a scalar index (BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM,
-    ZONEMAP) as segments on the workers, one commit."""
+    ZONEMAP) as segments on the workers, merged into one (unless
+    ``keep_segments``), one commit."""
     cmd = _Command("index", "scalar", uri).value("column", column).value("type", index_type)
     cmd.value("name", name).flag("replace" if replace else "no-replace", True)
     cmd.value("rows-per-segment", rows_per_segment).flag("with-position", with_position)
     cmd.value("base-tokenizer", base_tokenizer).value("language", language)
     cmd.value("lower-case", lower_case).value("stem", stem)
     cmd.value("remove-stop-words", remove_stop_words).value("ascii-folding", ascii_folding)
-    cmd.value("max-token-length", max_token_length)
+    cmd.value("max-token-length", max_token_length).flag("keep-segments", keep_segments)
     return _run(cmd, **_common(common))
 
 
