@@ -425,20 +425,10 @@ impl Embedder {
         }
         let outputs: Vec<Vec<f32>> = match &self.model {
             Model::Ort(encoder) => {
-                use rayon::prelude::*;
                 // One batch per single-threaded session at a time; a few
                 // texts are split so that every session has some.
                 split_until(&mut chunks, encoder.sessions());
-                self.pool.install(|| {
-                    chunks
-                        .par_iter()
-                        .map(|chunk| {
-                            let batch: Vec<&[u32]> =
-                                chunk.iter().map(|&i| ids[i].as_slice()).collect();
-                            encoder.embed_batch(&batch)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })?
+                self.side_by_side(&chunks, &ids, |batch| encoder.embed_batch(batch))?
             }
             Model::Candle(bert) => chunks
                 .iter()
@@ -449,19 +439,9 @@ impl Embedder {
                         .map_err(|e| Error::Internal(format!("embedding forward pass: {e}")))
                 })
                 .collect::<Result<_>>()?,
+            // One batch per thread at a time, single-threaded GEMMs.
             Model::Native(bert) => {
-                use rayon::prelude::*;
-                // One batch per thread at a time, single-threaded GEMMs.
-                self.pool.install(|| {
-                    chunks
-                        .par_iter()
-                        .map(|chunk| {
-                            let batch: Vec<&[u32]> =
-                                chunk.iter().map(|&i| ids[i].as_slice()).collect();
-                            bert.embed_batch(&batch)
-                        })
-                        .collect::<Result<Vec<_>>>()
-                })?
+                self.side_by_side(&chunks, &ids, |batch| bert.embed_batch(batch))?
             }
         };
         for (chunk, out) in chunks.iter().zip(&outputs) {
@@ -470,6 +450,26 @@ impl Embedder {
             }
         }
         Ok((Matrix { dim, data }, tokens))
+    }
+
+    /// Embed each chunk of texts (positions into `ids`) as one batch, the
+    /// chunks side by side on the pool's threads.
+    fn side_by_side(
+        &self,
+        chunks: &[&[usize]],
+        ids: &[Vec<u32>],
+        embed: impl Fn(&[&[u32]]) -> Result<Vec<f32>> + Sync,
+    ) -> Result<Vec<Vec<f32>>> {
+        use rayon::prelude::*;
+        self.pool.install(|| {
+            chunks
+                .par_iter()
+                .map(|chunk| {
+                    let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                    embed(&batch)
+                })
+                .collect()
+        })
     }
 }
 
