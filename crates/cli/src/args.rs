@@ -883,6 +883,13 @@ pub struct BenchVectorArgs {
     /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Search rounds: every query once per round. With pylance installed, its
+    /// rounds alternate with lanceflow's (scripts/bench_pylance_vector.py).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Skip pylance's side-by-side figures even when pylance is installed.
+    #[arg(long)]
+    pub no_reference: bool,
     /// Scratch directory (default: a temp dir).
     #[arg(long)]
     pub scratch: Option<PathBuf>,

@@ -1,6 +1,8 @@
 //! `lanceflow bench vector`: build time, recall against brute force, latency.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -35,13 +37,182 @@ struct BenchVectorReport {
     nprobes: usize,
     refine_factor: u32,
     recall_at_k: f64,
+    /// Over every round's queries.
     in_process_p50_ms: f64,
     in_process_p99_ms: f64,
+    rounds: Vec<RoundReport>,
+    /// pylance on the same data, its rounds interleaved with lanceflow's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pylance: Option<PylanceReport>,
     distributed_p50_ms: f64,
     distributed_p99_ms: f64,
     distributed_recall_at_k: f64,
     distributed_equal_fraction: f64,
     data_dir: String,
+}
+
+/// One search round: every query once, in turn by lanceflow and pylance.
+#[derive(Serialize)]
+struct RoundReport {
+    lanceflow_p50_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pylance_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pylance_on_lanceflow_index_p50_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct PylanceReport {
+    version: String,
+    build_seconds: f64,
+    recall_at_k: f64,
+    /// Over every round's queries, pylance on its own index.
+    p50_ms: f64,
+    p99_ms: f64,
+    /// pylance searching the index lanceflow built (the same index, so the
+    /// gap to lanceflow's figure is the search path alone).
+    on_lanceflow_index_p50_ms: Option<f64>,
+    /// Median over rounds of lanceflow's p50 ÷ pylance's p50 in the same round.
+    p50_ratio_median: f64,
+}
+
+/// A reference script of the checkout the command runs in, else of the one
+/// the binary was built in.
+pub(crate) fn reference_script(name: &str) -> Option<PathBuf> {
+    [
+        Path::new("scripts").join(name),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts")
+            .join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// pylance searching the same data in a Python co-process
+/// (`scripts/bench_pylance_vector.py --serve`), one round on request, so
+/// that its rounds and lanceflow's alternate on the same machine state.
+struct PylanceReference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    ready: serde_json::Value,
+}
+
+impl PylanceReference {
+    /// Start the co-process (it builds pylance's index first); `None`, with a
+    /// warning, when Python, pylance or the script is missing or fails.
+    fn start(data_dir: &Path, args: &BenchVectorArgs) -> Option<Self> {
+        let script = reference_script("bench_pylance_vector.py")?;
+        let spawned = Command::new("python3")
+            .arg(&script)
+            .arg(data_dir)
+            .arg("--serve")
+            .args(["--type", &args.index_type, "--metric", &args.metric])
+            .args(["--k", &args.k.to_string()])
+            .args(["--nprobes", &args.nprobes.to_string()])
+            .args(["--refine", &args.refine_factor.max(1).to_string()])
+            .args(["--max-rows-per-file", &args.max_rows_per_file.to_string()])
+            .args(
+                args.partitions
+                    .map(|p| ["--partitions".to_string(), p.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                args.sub_vectors
+                    .map(|m| ["--sub-vectors".to_string(), m.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                tracing::warn!("pylance reference unavailable: cannot run python3: {e}");
+                return None;
+            }
+        };
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return None;
+        };
+        let mut reference = Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            ready: serde_json::Value::Null,
+        };
+        match reference.read_line() {
+            Some(ready) => {
+                reference.ready = ready;
+                Some(reference)
+            }
+            None => {
+                tracing::warn!(
+                    "pylance reference unavailable (pip install pylance==14.0.2 for the \
+                     side-by-side figures)"
+                );
+                None
+            }
+        }
+    }
+
+    fn read_line(&mut self) -> Option<serde_json::Value> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => serde_json::from_str(&line).ok(),
+            _ => None,
+        }
+    }
+
+    /// One round on pylance's own index (`own`) or lanceflow's (`ours`):
+    /// per-query latencies and recall.
+    fn round(&mut self, which: &str) -> Round {
+        writeln!(self.stdin, "{which}").ok()?;
+        self.stdin.flush().ok()?;
+        let answer = self.read_line()?;
+        let latencies: Vec<f64> = answer
+            .get("latencies_ms")?
+            .as_array()?
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        Some((latencies, answer.get("recall_at_k")?.as_f64()?))
+    }
+
+    fn number(&self, key: &str) -> f64 {
+        self.ready
+            .get(key)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for PylanceReference {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
+
+type Round = Option<(Vec<f64>, f64)>;
+
+/// pylance's round on its own index, then on lanceflow's.
+fn pylance_rounds(reference: Option<&mut PylanceReference>) -> (Round, Round) {
+    match reference {
+        Some(r) => (r.round("own"), r.round("ours")),
+        None => (None, None),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(values, 50.0)
 }
 
 /// The `id` column of the first query's hits (ids are row positions of the
@@ -146,15 +317,88 @@ pub(crate) async fn bench_vector(
     // Open once and warm the index cache, as a serving process would.
     let searcher = VectorSearcher::open(&location, None).await?;
     searcher.search(&one(0)?, 1).await?;
-    let mut local_ms = Vec::with_capacity(args.queries);
-    let mut local_ids = Vec::with_capacity(args.queries);
+    // pylance on the same data (it needs the generated Parquet file), its
+    // rounds alternating with ours: timings on a shared machine drift by tens
+    // of percent within a minute, so only rounds side by side compare.
+    let mut reference = if args.no_reference || args.dataset.is_some() {
+        None
+    } else {
+        PylanceReference::start(&scratch_path, &args)
+    };
+    // One unmeasured round on each side: every query's partitions and rows
+    // in the caches before anything is timed.
     for i in 0..queries.rows() {
-        let req = one(i)?;
-        let t = Instant::now();
-        let res = searcher.search(&req, 1).await?;
-        local_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        local_ids.push(hit_ids(&res));
+        searcher.search(&one(i)?, 1).await?;
     }
+    let _ = pylance_rounds(reference.as_mut());
+    let rounds = args.rounds.max(1);
+    let mut local_ms = Vec::with_capacity(args.queries * rounds);
+    let mut local_ids = Vec::with_capacity(args.queries);
+    let mut round_reports = Vec::with_capacity(rounds);
+    let mut pylance_ms = Vec::new();
+    let mut pylance_recall = f64::NAN;
+    let mut on_ours_ms = Vec::new();
+    for round in 0..rounds {
+        // Who goes first alternates, so neither always runs on a warmer machine.
+        let pylance_first = round % 2 == 1;
+        let (mut theirs, mut theirs_on_ours) = (None, None);
+        if pylance_first {
+            (theirs, theirs_on_ours) = pylance_rounds(reference.as_mut());
+        }
+        let mut round_ms = Vec::with_capacity(args.queries);
+        for i in 0..queries.rows() {
+            let req = one(i)?;
+            let t = Instant::now();
+            let res = searcher.search(&req, 1).await?;
+            round_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            if round == 0 {
+                local_ids.push(hit_ids(&res));
+            }
+        }
+        if !pylance_first {
+            (theirs, theirs_on_ours) = pylance_rounds(reference.as_mut());
+        }
+        local_ms.extend_from_slice(&round_ms);
+        let mut round_report = RoundReport {
+            lanceflow_p50_ms: median(&mut round_ms),
+            pylance_p50_ms: None,
+            pylance_on_lanceflow_index_p50_ms: None,
+        };
+        if let Some((mut ms, recall)) = theirs {
+            pylance_ms.extend_from_slice(&ms);
+            pylance_recall = recall;
+            round_report.pylance_p50_ms = Some(median(&mut ms));
+        }
+        if let Some((mut ms, _)) = theirs_on_ours {
+            on_ours_ms.extend_from_slice(&ms);
+            round_report.pylance_on_lanceflow_index_p50_ms = Some(median(&mut ms));
+        }
+        round_reports.push(round_report);
+    }
+    let pylance = reference.take().and_then(|r| {
+        let mut ratios: Vec<f64> = round_reports
+            .iter()
+            .filter_map(|x| x.pylance_p50_ms.map(|p| x.lanceflow_p50_ms / p))
+            .collect();
+        if ratios.is_empty() {
+            return None;
+        }
+        pylance_ms.sort_by(f64::total_cmp);
+        Some(PylanceReport {
+            version: r
+                .ready
+                .get("pylance_version")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+            build_seconds: r.number("pylance_build_s"),
+            recall_at_k: pylance_recall,
+            p50_ms: percentile(&pylance_ms, 50.0),
+            p99_ms: percentile(&pylance_ms, 99.0),
+            on_lanceflow_index_p50_ms: (!on_ours_ms.is_empty()).then(|| median(&mut on_ours_ms)),
+            p50_ratio_median: median(&mut ratios),
+        })
+    });
     let executor = ctx.executor();
     searcher.search_distributed(&one(0)?, &executor).await?;
     let mut dist_ms = Vec::with_capacity(args.queries);
@@ -194,6 +438,8 @@ pub(crate) async fn bench_vector(
         recall_at_k: recall_at_k(&truth, &local_ids),
         in_process_p50_ms: percentile(&local_ms, 50.0),
         in_process_p99_ms: percentile(&local_ms, 99.0),
+        rounds: round_reports,
+        pylance,
         distributed_p50_ms: percentile(&dist_ms, 50.0),
         distributed_p99_ms: percentile(&dist_ms, 99.0),
         distributed_recall_at_k: recall_at_k(&truth, &dist_ids),
@@ -230,9 +476,41 @@ pub(crate) async fn bench_vector(
     )?;
     writeln!(
         out,
-        "  in-process       p50 {:.2} ms, p99 {:.2} ms over {} queries",
-        report.in_process_p50_ms, report.in_process_p99_ms, report.queries
+        "  in-process       p50 {:.2} ms, p99 {:.2} ms over {} rounds of {} queries",
+        report.in_process_p50_ms,
+        report.in_process_p99_ms,
+        report.rounds.len(),
+        report.queries
     )?;
+    if let Some(p) = &report.pylance {
+        writeln!(
+            out,
+            "  pylance {:<8} build {:.2} s, recall@{} {:.4}, p50 {:.2} ms, p99 {:.2} ms{}",
+            p.version,
+            p.build_seconds,
+            report.k,
+            p.recall_at_k,
+            p.p50_ms,
+            p.p99_ms,
+            p.on_lanceflow_index_p50_ms
+                .map(|x| format!(" (on lanceflow's index {x:.2} ms)"))
+                .unwrap_or_default()
+        )?;
+        let per_round: Vec<String> = report
+            .rounds
+            .iter()
+            .filter_map(|r| {
+                r.pylance_p50_ms
+                    .map(|p| format!("{:.2}/{:.2}", r.lanceflow_p50_ms, p))
+            })
+            .collect();
+        writeln!(
+            out,
+            "  p50 lanceflow/pylance per round (ms): {}; median ratio {:.2}×",
+            per_round.join(", "),
+            p.p50_ratio_median
+        )?;
+    }
     writeln!(
         out,
         "  distributed      p50 {:.2} ms, p99 {:.2} ms; recall {:.4}; same hits as in-process for {:.1}% of queries",

@@ -100,12 +100,7 @@ fn reference(
     name: &str,
 ) -> Option<(serde_json::Value, lanceflow::vectors::Matrix)> {
     // The checkout the command runs in, else the one the binary was built in.
-    let script = [
-        Path::new("scripts/bench_st_embed.py").to_path_buf(),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_st_embed.py"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())?;
+    let script = crate::bench::reference_script("bench_st_embed.py")?;
     let texts_file = scratch.join(format!("{name}.json"));
     let npy = scratch.join(format!("{name}.npy"));
     std::fs::write(&texts_file, serde_json::to_vec(texts).ok()?).ok()?;
