@@ -332,9 +332,14 @@ pub struct OptimizeArgs {
     /// Only this index (repeatable; default: every index).
     #[arg(long = "index", value_name = "NAME")]
     pub indexes: Vec<String>,
-    /// Also merge the N newest existing segments of each index into the new one.
-    #[arg(long, value_name = "N")]
+    /// Merge only the N newest existing segments of each index with the new
+    /// one (default: all of them, so each index is one segment again).
+    #[arg(long, value_name = "N", conflicts_with = "keep_segments")]
     pub merge: Option<usize>,
+    /// Index new fragments as a segment of their own and rewrite nothing else
+    /// (cheapest on a large index; `search --distributed` spreads over segments).
+    #[arg(long)]
+    pub keep_segments: bool,
     /// Retrain from the current data and rebuild each index.
     #[arg(long)]
     pub retrain: bool,

@@ -518,6 +518,7 @@ async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Write) -> Res
     let request = lanceflow::optimize::OptimizeRequest {
         indexes: args.indexes,
         merge: args.merge,
+        keep_segments: args.keep_segments,
         retrain: args.retrain,
         rows_per_segment: args.rows_per_segment,
     };

@@ -8,8 +8,9 @@
 //!   reuse the trained IVF centroids and PQ codebook (nothing is retrained
 //!   unless `retrain` is asked for);
 //! - **build** (workers): each task writes one uncommitted segment;
-//! - **merge** (workers): each merge group combines its task segments (and,
-//!   with `merge`, the newest existing segments) into one segment;
+//! - **merge** (workers): each merge group combines its task segments and the
+//!   index's existing segments (all by default, the newest N with `merge`,
+//!   none with `keep_segments`) into one segment;
 //! - **commit** (driver): `commit_optimize_indices` publishes every merged
 //!   segment and drops the ones they replace, in one version.
 //!
@@ -40,10 +41,17 @@ use crate::vector_index::{fragment_ranges, fragment_rows};
 pub struct OptimizeRequest {
     /// Only these indexes (default: every index).
     pub indexes: Vec<String>,
-    /// Also merge the N newest existing segments of each index (after
-    /// appends, the small delta segments) with the new one. Default 0: new
-    /// fragments get a segment of their own and nothing else is rewritten.
+    /// Merge only the N newest existing segments of each index (after
+    /// appends, the small delta segments) with the new one. Default: every
+    /// segment, so each index is one segment again (a query searches each
+    /// segment on its own: two segments cost up to twice one), unless
+    /// `keep_segments`.
     pub merge: Option<usize>,
+    /// New fragments get a segment of their own and nothing else is
+    /// rewritten (cheapest for a large index; `search --distributed` spreads
+    /// over segments).
+    #[serde(default)]
+    pub keep_segments: bool,
     /// Retrain from the current data and rebuild each index from scratch.
     pub retrain: bool,
     /// Upper bound on rows per committed segment (default: unbounded, one new
@@ -255,8 +263,13 @@ pub async fn plan(
         ensure_invalid!(r > 0, "--rows-per-segment must be at least 1");
     }
     ensure_invalid!(
-        !(request.retrain && request.merge.is_some()),
-        "--retrain rebuilds every segment into one; it cannot be combined with --merge"
+        !(request.retrain && (request.merge.is_some() || request.keep_segments)),
+        "--retrain rebuilds every segment into one; it cannot be combined with --merge or \
+         --keep-segments"
+    );
+    ensure_invalid!(
+        !(request.keep_segments && request.merge.is_some()),
+        "--keep-segments merges nothing; it cannot be combined with --merge"
     );
 
     let rows: BTreeMap<u32, u64> = fragment_rows(location, &dataset)
@@ -307,6 +320,17 @@ pub async fn plan(
     })
 }
 
+/// How many of each index's newest segments join the new one: `--merge N`,
+/// none with `--keep-segments`, else all of them (the most any selected
+/// index has).
+fn segments_to_merge(request: &OptimizeRequest, selected: &[IndexInfo]) -> usize {
+    match (request.merge, request.keep_segments) {
+        (Some(n), _) => n,
+        (None, true) => 0,
+        (None, false) => selected.iter().map(|i| i.segments).max().unwrap_or(0),
+    }
+}
+
 /// The lance options: bounded build tasks, so the new fragments of a large
 /// append are indexed by several workers at once. `selected` are the indexes
 /// the request covers; `rows` the rows of every fragment.
@@ -322,7 +346,7 @@ async fn lance_options(
     let mut options = if request.retrain {
         OptimizeOptions::retrain()
     } else {
-        OptimizeOptions::merge(request.merge.unwrap_or(0))
+        OptimizeOptions::merge(segments_to_merge(request, selected))
     };
     if !request.indexes.is_empty() {
         options = options.index_names(request.indexes.clone());

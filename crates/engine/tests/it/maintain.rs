@@ -296,7 +296,8 @@ async fn random_maintenance_sequences_match_a_plain_model() {
                 }
                 3 => {
                     let req = OptimizeRequest {
-                        merge: Some(rng.below(3) as usize),
+                        // 0-2 newest segments, or (3) the default: all.
+                        merge: Some(rng.below(4) as usize).filter(|n| *n < 3),
                         ..Default::default()
                     };
                     let r = optimize(&loc, &req, &LocalExecutor::new(2), &NoProgress)
@@ -533,9 +534,11 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
                 .map(|m| m.uuid)
                 .collect()
         };
-        let plan = lanceflow::optimize::plan(&loc, &OptimizeRequest::default(), 2)
-            .await
-            .unwrap();
+        let keep = OptimizeRequest {
+            keep_segments: true,
+            ..Default::default()
+        };
+        let plan = lanceflow::optimize::plan(&loc, &keep, 2).await.unwrap();
         assert!(
             plan.builds.len() >= 2,
             "new fragments are split over workers"
@@ -545,9 +548,7 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
             assert!(!b.task.retrain);
         }
 
-        let report = optimize_with(&loc, OptimizeRequest::default())
-            .await
-            .unwrap();
+        let report = optimize_with(&loc, keep.clone()).await.unwrap();
         assert!(report.optimized);
         assert_eq!(report.rows_indexed, 120, "60 rows for each of two indexes");
         let info = lanceflow::info::info(&loc, None).await.unwrap();
@@ -560,10 +561,12 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     }
 
     // Up to date: nothing to do, no new version.
+    let keep = OptimizeRequest {
+        keep_segments: true,
+        ..Default::default()
+    };
     let version = latest_version(&loc).await;
-    let idle = optimize_with(&loc, OptimizeRequest::default())
-        .await
-        .unwrap();
+    let idle = optimize_with(&loc, keep).await.unwrap();
     assert!(!idle.optimized);
     assert_eq!(latest_version(&loc).await, version);
 
@@ -582,6 +585,26 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     let info = lanceflow::info::info(&loc, None).await.unwrap();
     assert_eq!(segments(&info, "vector_idx"), (vector_segments + 1, 0));
     check_search(&loc, &model, "after merge").await;
+
+    // The default merges every segment of every index into one; then it is
+    // idle (a lone segment is not rewritten).
+    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    assert!(segments(&info, "text_idx").0 > 1, "two delta segments");
+    let all = optimize_with(&loc, OptimizeRequest::default())
+        .await
+        .unwrap();
+    assert!(all.optimized);
+    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    for name in ["vector_idx", "text_idx"] {
+        assert_eq!(segments(&info, name), (1, 0), "{name}");
+    }
+    check_search(&loc, &model, "after merging all").await;
+    let version = latest_version(&loc).await;
+    let idle = optimize_with(&loc, OptimizeRequest::default())
+        .await
+        .unwrap();
+    assert!(!idle.optimized, "one segment per index: nothing to do");
+    assert_eq!(latest_version(&loc).await, version);
 
     // Retrain: one index, every fragment, same answers.
     let retrained = optimize_with(

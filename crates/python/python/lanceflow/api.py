@@ -448,13 +448,16 @@ def optimize_indices(
     *,
     indexes: Optional[Sequence[str]] = None,
     merge: Optional[int] = None,
+    keep_segments: bool = False,
     retrain: bool = False,
     rows_per_segment: Optional[int] = None,
     **common: Any,
 ) -> Dict[str, Any]:
-    """Index rows appended since the last build (new segments from the
-    existing model), optionally merging the newest segments."""
+    """Index rows appended since the last build with the existing model and
+    merge each index's segments into one (``merge=N``: only the N newest;
+    ``keep_segments=True``: the new rows get a segment of their own)."""
     cmd = _Command("optimize", uri).repeated("index", indexes).value("merge", merge)
+    cmd.flag("keep-segments", keep_segments)
     cmd.flag("retrain", retrain).value("rows-per-segment", rows_per_segment)
     return _run(cmd, **_common(common))
 
