@@ -727,6 +727,9 @@ pub struct BenchServeArgs {
     /// Requests in all (after the warm-up).
     #[arg(long, default_value_t = 5000)]
     pub requests: usize,
+    /// Each mode's requests run in this many slices, the modes taking turns.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
     /// Warm-up requests (not measured).
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,

@@ -210,9 +210,14 @@ fn pylance_rounds(reference: Option<&mut PylanceReference>) -> (Round, Round) {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
+/// The middle value (the mean of the two middle ones for an even count).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    percentile(values, 50.0)
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// The `id` column of the first query's hits (ids are row positions of the
@@ -523,4 +528,16 @@ pub(crate) async fn bench_vector(
         writeln!(out, "  data kept in     {}", report.data_dir)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
 }

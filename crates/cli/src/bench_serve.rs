@@ -369,7 +369,16 @@ pub(crate) async fn bench_serve(
     let authority = authority(&url)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
-    let mut reports = Vec::new();
+    // Per mode: the requests, the in-process baseline and a warm-up.
+    struct Prepared {
+        mode: Mode,
+        bodies: Arc<Vec<Bytes>>,
+        baseline: Option<(Percentiles, Percentiles)>,
+        samples: Vec<Sample>,
+        seconds: f64,
+        round_p50s: Vec<f64>,
+    }
+    let mut prepared = Vec::with_capacity(modes.len());
     for mode in modes {
         let requests: Vec<RetrievalRequest> = queries
             .iter()
@@ -387,7 +396,7 @@ pub(crate) async fn bench_serve(
             }
             None => None,
         };
-        // Warm-up over HTTP (one client), then the measured load.
+        // Warm-up over HTTP (one client).
         let mut client = Client::connect(&authority, authorization.clone()).await?;
         for body in bodies.iter().cycle().take(args.warmup) {
             let (status, text) = client.post("/v1/search", body.clone()).await?;
@@ -399,15 +408,63 @@ pub(crate) async fn bench_serve(
                 .into());
             }
         }
-        drop(client);
-        let (samples, seconds) = load(
-            &authority,
-            authorization.clone(),
+        prepared.push(Prepared {
+            mode,
             bodies,
-            args.concurrency,
-            args.requests,
-        )
-        .await?;
+            baseline,
+            samples: Vec::with_capacity(args.requests),
+            seconds: 0.0,
+            round_p50s: Vec::new(),
+        });
+    }
+    // The measured load: each mode's requests in `rounds` slices, the modes
+    // taking turns (in alternating order), so that a drift of the machine's
+    // speed — tens of percent within a minute on a shared machine — falls on
+    // every mode alike instead of on whichever ran last.
+    let rounds = args.rounds.clamp(1, args.requests);
+    for round in 0..rounds {
+        let slice = args.requests * (round + 1) / rounds - args.requests * round / rounds;
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..prepared.len()).collect()
+        } else {
+            (0..prepared.len()).rev().collect()
+        };
+        for i in order {
+            let p = &mut prepared[i];
+            let (samples, seconds) = load(
+                &authority,
+                authorization.clone(),
+                p.bodies.clone(),
+                args.concurrency,
+                slice,
+            )
+            .await?;
+            p.round_p50s.push(
+                percentiles(
+                    samples
+                        .iter()
+                        .filter(|s| (200..300).contains(&s.status))
+                        .map(|s| s.end_to_end_ms)
+                        .collect(),
+                )
+                .p50,
+            );
+            p.samples.extend(samples);
+            p.seconds += seconds;
+        }
+    }
+
+    let mut reports = Vec::new();
+    let mut round_p50s: Vec<(String, Vec<f64>)> = Vec::new();
+    for p in prepared {
+        let Prepared {
+            mode,
+            baseline,
+            samples,
+            seconds,
+            ..
+        } = p;
+        round_p50s.push((format!("{mode:?}").to_lowercase(), p.round_p50s));
         let ok: Vec<&Sample> = samples
             .iter()
             .filter(|s| (200..300).contains(&s.status))
@@ -453,6 +510,20 @@ pub(crate) async fn bench_serve(
         (Some(h), Some(v)) => Some(h / v),
         _ => None,
     };
+    // The same ratio round by round (both modes measured side by side).
+    let rounds_of = |mode: &str| {
+        round_p50s
+            .iter()
+            .find(|(m, _)| m == mode)
+            .map(|(_, r)| r.clone())
+    };
+    let round_ratios: Option<Vec<f64>> = match (rounds_of("hybrid"), rounds_of("vector")) {
+        (Some(h), Some(v)) => Some(h.iter().zip(&v).map(|(h, v)| h / v).collect()),
+        _ => None,
+    };
+    let ratio_median = round_ratios
+        .as_ref()
+        .map(|r| crate::bench::median(&mut r.clone()));
     if ctx.json {
         return crate::commands::print_json(
             out,
@@ -461,13 +532,16 @@ pub(crate) async fn bench_serve(
                 "concurrency": args.concurrency,
                 "cores": cores,
                 "modes": reports,
+                "rounds": rounds,
                 "hybrid_p50_over_vector_p50": hybrid_over_vector,
+                "hybrid_over_vector_by_round": round_ratios,
+                "hybrid_over_vector_round_median": ratio_median,
             }),
         );
     }
     writeln!(
         out,
-        "{url}: {} concurrent clients, {} requests per mode, {cores} cores",
+        "{url}: {} concurrent clients, {} requests per mode in {rounds} round(s), {cores} cores",
         args.concurrency, args.requests
     )?;
     writeln!(
@@ -500,7 +574,14 @@ pub(crate) async fn bench_serve(
         )?;
     }
     if let Some(ratio) = hybrid_over_vector {
-        writeln!(out, "hybrid p50 ÷ vector p50 (end to end): {ratio:.2}×")?;
+        write!(out, "hybrid p50 ÷ vector p50 (end to end): {ratio:.2}×")?;
+        match (&round_ratios, ratio_median) {
+            (Some(r), Some(median)) if r.len() > 1 => {
+                let each: Vec<String> = r.iter().map(|x| format!("{x:.2}")).collect();
+                writeln!(out, "; by round {} (median {median:.2}×)", each.join(", "))?;
+            }
+            _ => writeln!(out)?,
+        }
     }
     Ok(())
 }

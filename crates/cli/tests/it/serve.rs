@@ -506,3 +506,51 @@ fn binary_serves_over_loopback_and_stops_on_sigterm() {
         .unwrap();
     assert!(!stderr.contains("k3y"), "{stderr}");
 }
+
+/// `bench serve` against its in-process service: every request answered,
+/// both modes measured in interleaved rounds, the ratios reported per round.
+#[test]
+fn bench_serve_runs_modes_in_interleaved_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = knowledge_base(dir.path());
+    let queries = dir.path().join("q.txt");
+    std::fs::write(
+        &queries,
+        "document one\nanother document\nthe third question\n",
+    )
+    .unwrap();
+    let out = ok(&run(&[
+        "-q",
+        "--json",
+        "bench",
+        "serve",
+        "--dataset",
+        &uri,
+        "--mode",
+        "vector,hybrid",
+        "--concurrency",
+        "4",
+        "--requests",
+        "30",
+        "--rounds",
+        "3",
+        "--warmup",
+        "2",
+        "--queries",
+        queries.to_str().unwrap(),
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["rounds"], 3, "{report}");
+    for mode in report["modes"].as_array().unwrap() {
+        assert_eq!(mode["requests"], 30, "{report}");
+        assert_eq!(mode["errors"], 0, "{report}");
+        assert!(mode["qps"].as_f64().unwrap() > 0.0, "{report}");
+    }
+    let by_round = report["hybrid_over_vector_by_round"].as_array().unwrap();
+    assert_eq!(by_round.len(), 3, "{report}");
+    assert!(
+        by_round.iter().all(|r| r.as_f64().unwrap() > 0.0),
+        "{report}"
+    );
+    assert!(report["hybrid_over_vector_round_median"].as_f64().unwrap() > 0.0);
+}
