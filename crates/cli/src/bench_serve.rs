@@ -86,6 +86,8 @@ struct ModeReport {
     p99_over_in_process_p50: Option<f64>,
     /// QPS ÷ (cores ÷ in-process sequential p50) (target ≥ 0.8).
     qps_over_capacity: Option<f64>,
+    /// End-to-end p50 of each round's slice.
+    round_p50_ms: Vec<f64>,
 }
 
 /// A keep-alive HTTP/1.1 connection to the service.
@@ -455,16 +457,15 @@ pub(crate) async fn bench_serve(
     }
 
     let mut reports = Vec::new();
-    let mut round_p50s: Vec<(String, Vec<f64>)> = Vec::new();
     for p in prepared {
         let Prepared {
             mode,
             baseline,
             samples,
             seconds,
+            round_p50s,
             ..
         } = p;
-        round_p50s.push((format!("{mode:?}").to_lowercase(), p.round_p50s));
         let ok: Vec<&Sample> = samples
             .iter()
             .filter(|s| (200..300).contains(&s.status))
@@ -493,6 +494,7 @@ pub(crate) async fn bench_serve(
             end_to_end_ms: end_to_end,
             in_process_sequential_ms: seq,
             in_process_concurrent_ms: conc,
+            round_p50_ms: round_p50s,
         });
     }
     if let Some((_, _, stop, server)) = local {
@@ -512,13 +514,13 @@ pub(crate) async fn bench_serve(
     };
     // The same ratio round by round (both modes measured side by side).
     let rounds_of = |mode: &str| {
-        round_p50s
+        reports
             .iter()
-            .find(|(m, _)| m == mode)
-            .map(|(_, r)| r.clone())
+            .find(|r| r.mode == mode)
+            .map(|r| &r.round_p50_ms)
     };
     let round_ratios: Option<Vec<f64>> = match (rounds_of("hybrid"), rounds_of("vector")) {
-        (Some(h), Some(v)) => Some(h.iter().zip(&v).map(|(h, v)| h / v).collect()),
+        (Some(h), Some(v)) => Some(h.iter().zip(v).map(|(h, v)| h / v).collect()),
         _ => None,
     };
     let ratio_median = round_ratios
