@@ -62,6 +62,47 @@ pub enum ExecutorKind {
     Ray,
 }
 
+/// Who trains the IVF centroids and the PQ codebook.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrainingArgs {
+    /// Who trains the IVF centroids and PQ codebook: `distributed` runs the
+    /// k-means iterations and PQ sub-quantizers as tasks on the workers,
+    /// `lance` runs the lance crate's trainers on the driver, `auto` (the
+    /// default) is `distributed` up to 1024 partitions and `lance` above.
+    #[arg(long, value_enum, default_value_t = TrainingKind::Auto)]
+    pub training: TrainingKind,
+    /// Same as `--training distributed` (kept for earlier scripts).
+    #[arg(long, hide = true, conflicts_with = "training")]
+    pub distributed_training: bool,
+}
+
+impl TrainingArgs {
+    /// The engine's setting.
+    pub fn training(&self) -> lanceflow::vector_index::Training {
+        use lanceflow::vector_index::Training;
+        if self.distributed_training {
+            return Training::Distributed;
+        }
+        match self.training {
+            TrainingKind::Auto => Training::Auto,
+            TrainingKind::Lance => Training::Lance,
+            TrainingKind::Distributed => Training::Distributed,
+        }
+    }
+}
+
+/// `--training` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TrainingKind {
+    /// `distributed` up to 1024 partitions, `lance` above.
+    #[default]
+    Auto,
+    /// The lance crate's trainers, on the driver.
+    Lance,
+    /// Tasks on the workers.
+    Distributed,
+}
+
 /// Time travel: which version to read.
 #[derive(Debug, Args, Clone, Default)]
 pub struct VersionArgs {
@@ -462,10 +503,8 @@ pub struct VectorIndexArgs {
     /// HNSW: candidate list size while building.
     #[arg(long)]
     pub hnsw_ef_construction: Option<usize>,
-    /// Train IVF centroids and PQ codebooks as tasks on the workers (k-means
-    /// iterations and PQ sub-quantizers spread out) instead of on the driver.
-    #[arg(long)]
-    pub distributed_training: bool,
+    #[command(flatten)]
+    pub training: TrainingArgs,
     /// Seed of distributed training (same seed and data: same artifacts).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -879,9 +918,8 @@ pub struct BenchVectorArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Train IVF / PQ as tasks on the workers (see `index vector --distributed-training`).
-    #[arg(long)]
-    pub distributed_training: bool,
+    #[command(flatten)]
+    pub training: TrainingArgs,
     /// At most R rows per index segment (see `index vector --rows-per-segment`).
     #[arg(long, value_name = "R")]
     pub rows_per_segment: Option<u64>,

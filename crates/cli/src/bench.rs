@@ -32,6 +32,8 @@ struct BenchVectorReport {
     segments_built: usize,
     build_seconds: f64,
     train_seconds: f64,
+    /// `distributed` or `lance` (see `--training`).
+    trained_by: Option<lanceflow::vector_index::Training>,
     commit_seconds: f64,
     k: usize,
     nprobes: usize,
@@ -295,7 +297,7 @@ pub(crate) async fn bench_vector(
     let mut request = VectorIndexRequest::new("vector", index_type, metric);
     request.partitions = args.partitions;
     request.sub_vectors = args.sub_vectors;
-    request.distributed_training = args.distributed_training;
+    request.training = args.training.training();
     request.rows_per_segment = args.rows_per_segment;
     request.keep_segments = args.keep_segments;
     request.seed = args.seed;
@@ -339,6 +341,7 @@ pub(crate) async fn bench_vector(
     let rounds = args.rounds.max(1);
     let mut local_ms = Vec::with_capacity(args.queries * rounds);
     let mut local_ids = Vec::with_capacity(args.queries);
+    let mut local_answers = Vec::with_capacity(args.queries);
     let mut round_reports = Vec::with_capacity(rounds);
     let mut pylance_ms = Vec::new();
     let mut pylance_recall = f64::NAN;
@@ -358,6 +361,7 @@ pub(crate) async fn bench_vector(
             round_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             if round == 0 {
                 local_ids.push(hit_ids(&res));
+                local_answers.push(res.results.into_iter().next());
             }
         }
         if !pylance_first {
@@ -408,19 +412,25 @@ pub(crate) async fn bench_vector(
     searcher.search_distributed(&one(0)?, &executor).await?;
     let mut dist_ms = Vec::with_capacity(args.queries);
     let mut dist_ids = Vec::with_capacity(args.queries);
+    let mut dist_answers = Vec::with_capacity(args.queries);
     for i in 0..queries.rows() {
         let req = one(i)?;
         let t = Instant::now();
         let res = searcher.search_distributed(&req, &executor).await?;
         dist_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         dist_ids.push(hit_ids(&res));
+        dist_answers.push(res.results.into_iter().next());
     }
-    let equal = local_ids
+    // Same answers: equal distances, equal rows but where k cuts a tie.
+    let equal = local_answers
         .iter()
-        .zip(&dist_ids)
-        .filter(|(a, b)| a == b)
+        .zip(&dist_answers)
+        .filter(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => a.same_answer(b).is_ok(),
+            (a, b) => a.is_none() && b.is_none(),
+        })
         .count() as f64
-        / local_ids.len().max(1) as f64;
+        / local_answers.len().max(1) as f64;
     local_ms.sort_by(f64::total_cmp);
     dist_ms.sort_by(f64::total_cmp);
     let report = BenchVectorReport {
@@ -436,6 +446,7 @@ pub(crate) async fn bench_vector(
         segments_built: report.segments_built,
         build_seconds,
         train_seconds: report.train_seconds,
+        trained_by: report.trained_by,
         commit_seconds: report.commit_seconds,
         k: args.k,
         nprobes: args.nprobes,
@@ -471,8 +482,14 @@ pub(crate) async fn bench_vector(
     )?;
     writeln!(
         out,
-        "  build            {:.2} s (training {:.2} s, commit {:.2} s)",
-        report.build_seconds, report.train_seconds, report.commit_seconds
+        "  build            {:.2} s (training {:.2} s{}, commit {:.2} s)",
+        report.build_seconds,
+        report.train_seconds,
+        report
+            .trained_by
+            .map(|t| format!(" {}", t.as_str()))
+            .unwrap_or_default(),
+        report.commit_seconds
     )?;
     writeln!(
         out,

@@ -672,7 +672,7 @@ pub(crate) fn vector_index_request(args: &VectorIndexArgs) -> Result<VectorIndex
     request.save_artifacts = args.save_artifacts.clone();
     request.hnsw_m = args.hnsw_m;
     request.hnsw_ef_construction = args.hnsw_ef_construction;
-    request.distributed_training = args.distributed_training;
+    request.training = args.training.training();
     request.seed = args.seed;
     Ok(request)
 }
@@ -804,9 +804,13 @@ async fn index_vector(ctx: &Context, args: VectorIndexArgs, out: &mut dyn Write)
         .sub_vectors
         .map(|m| format!(", {m} sub-vectors"))
         .unwrap_or_default();
+    let trainer = report
+        .trained_by
+        .map(|t| format!(" {}", t.as_str()))
+        .unwrap_or_default();
     writeln!(
         out,
-        "built {} index '{}' on '{}' ({} partitions{pq}, {}) over {} rows, {}, as version {} in {:.2}s (train {:.2}s, build {:.2}s, commit {:.2}s)",
+        "built {} index '{}' on '{}' ({} partitions{pq}, {}) over {} rows, {}, as version {} in {:.2}s (train {:.2}s{trainer}, build {:.2}s, commit {:.2}s)",
         serde_json::to_value(report.index_type)?.as_str().unwrap_or_default(),
         report.name,
         report.column,

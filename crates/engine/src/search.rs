@@ -115,6 +115,34 @@ pub struct QueryHits {
     pub hits: Vec<Hit>,
 }
 
+impl QueryHits {
+    /// Whether `other` answers the query as this does: the same distances
+    /// position by position (within 1e-5), and the same rows with the same
+    /// columns — except among rows tied with the last hit, where `k` cuts a
+    /// tie (quantized distances tie often) and either cut is right. `Err`
+    /// says what differs.
+    pub fn same_answer(&self, other: &QueryHits) -> std::result::Result<(), String> {
+        let distances = |q: &QueryHits| q.hits.iter().map(|h| h.distance).collect::<Vec<_>>();
+        let (da, db) = (distances(self), distances(other));
+        if da.len() != db.len() || da.iter().zip(&db).any(|(x, y)| (x - y).abs() > 1e-5) {
+            return Err(format!("query {}: distances {da:?} vs {db:?}", self.query));
+        }
+        let last = da.last().copied();
+        let firm = |q: &QueryHits| {
+            q.hits
+                .iter()
+                .filter(|h| last.is_none_or(|l| (h.distance - l).abs() > 1e-6))
+                .map(|h| (h.row_id, h.fields.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (fa, fb) = (firm(self), firm(other));
+        if fa != fb {
+            return Err(format!("query {}: hits {fa:?} vs {fb:?}", self.query));
+        }
+        Ok(())
+    }
+}
+
 /// The answer to a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchResults {
@@ -254,15 +282,20 @@ async fn find_column_index(
 }
 
 /// Every fragment of `dataset` is covered by exactly one segment and has
-/// neither deleted rows nor overlaid values (which only lance's query plan
-/// masks out).
-fn covers_each_fragment_once(dataset: &Dataset, segments: &[(String, Vec<u32>)]) -> bool {
+/// neither deleted rows nor overlaid values, and the segments cover no
+/// fragment the dataset no longer has (a fragment whose rows were all
+/// deleted): only lance's query plan masks those out.
+pub(crate) fn covers_each_fragment_once(
+    dataset: &Dataset,
+    segments: &[(String, Vec<u32>)],
+) -> bool {
     let mut covered = std::collections::HashSet::new();
     let disjoint = segments
         .iter()
         .flat_map(|(_, frags)| frags)
         .all(|f| covered.insert(*f));
     disjoint
+        && covered.len() == dataset.fragments().len()
         && dataset.fragments().iter().all(|f| {
             f.deletion_file.is_none()
                 && f.overlays.is_empty()
@@ -403,29 +436,57 @@ impl DirectIndex {
     }
 }
 
-/// Hits from approximate candidates: the exact re-rank when `refine`, then
-/// the requested columns of the `k` winners. One take serves both: the
-/// candidates' vectors are read with their columns.
+/// Hits from approximate candidates (index distances) and exact ones (flat
+/// scan of unindexed rows): the approximate ones re-ranked by their exact
+/// distance when `refine`, then the requested columns of the `k` winners.
+/// One take serves both: the candidates' vectors are read with the columns.
 async fn hits_from_candidates(
     location: &Location,
     prepared: &Prepared,
     query: &[f32],
     k: usize,
     refine: bool,
-    mut candidates: Vec<(f32, u64)>,
+    mut approx: Vec<(f32, u64)>,
+    exact: Vec<(f32, u64)>,
 ) -> Result<Vec<Hit>> {
     if !refine {
-        top_k(&mut candidates, k);
+        approx.extend(exact.iter().copied());
+        top_k(&mut approx, k);
     }
-    if candidates.is_empty() {
+    // Rows read: the approximate candidates, then (when refined) the exact ones.
+    let mut ids: Vec<u64> = approx.iter().map(|(_, id)| *id).collect();
+    let approx_rows = ids.len();
+    if refine {
+        ids.extend(exact.iter().map(|(_, id)| *id));
+    }
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let refine_here = refine && approx_rows > 0;
     let mut read = prepared.projection.clone();
-    if refine && !read.contains(&prepared.column) {
+    if refine_here && !read.contains(&prepared.column) {
         read.push(prepared.column.clone());
     }
+    // (distance, row id) of the finalists, best first.
+    let finalists = |batch: Option<&RecordBatch>| -> Result<Vec<(f32, u64)>> {
+        let mut scored = match batch {
+            Some(batch) if refine_here => {
+                let candidates = batch.slice(0, approx_rows);
+                let distances =
+                    distances_in(&candidates, &prepared.column, prepared.metric, query)?;
+                let mut scored: Vec<(f32, u64)> =
+                    distances.into_iter().zip(ids.iter().copied()).collect();
+                scored.extend(exact.iter().copied());
+                scored
+            }
+            _ if refine => approx.iter().chain(&exact).copied().collect(),
+            _ => approx.clone(),
+        };
+        top_k(&mut scored, k);
+        Ok(scored)
+    };
     if read.is_empty() {
-        return Ok(candidates
+        return Ok(finalists(None)?
             .into_iter()
             .map(|(distance, row_id)| Hit {
                 row_id,
@@ -434,7 +495,6 @@ async fn hits_from_candidates(
             })
             .collect());
     }
-    let ids: Vec<u64> = candidates.iter().map(|(_, id)| *id).collect();
     let projection = prepared
         .dataset
         .schema()
@@ -445,35 +505,20 @@ async fn hits_from_candidates(
         .take_rows(&ids, projection)
         .await
         .map_err(|e| location.lance_error("read result rows", e))?;
-    // (distance, row id, row of `batch`), best first.
-    let mut ranked: Vec<(f32, u64, usize)> = if refine {
-        let exact = distances_in(&batch, &prepared.column, prepared.metric, query)?;
-        let mut scored: Vec<(f32, u64)> = exact.into_iter().zip(ids.iter().copied()).collect();
-        top_k(&mut scored, k);
-        let row_of: HashMap<u64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        scored
-            .into_iter()
-            .filter_map(|(d, id)| row_of.get(&id).map(|row| (d, id, *row)))
-            .collect()
-    } else {
-        candidates
-            .iter()
-            .enumerate()
-            .map(|(row, (d, id))| (*d, *id, row))
-            .collect()
-    };
-    ranked.truncate(k);
-    let rows = UInt32Array::from_iter_values(
-        ranked
-            .iter()
-            .map(|(_, _, row)| u32::try_from(*row).unwrap_or(u32::MAX)),
-    );
+    let ranked = finalists(Some(&batch))?;
+    let row_of: HashMap<u64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let rows = UInt32Array::from_iter_values(ranked.iter().map(|(_, id)| {
+        row_of
+            .get(id)
+            .and_then(|row| u32::try_from(*row).ok())
+            .unwrap_or(u32::MAX)
+    }));
     let winners = arrow_select::take::take_record_batch(&batch, &rows)
         .map_err(|e| Error::Internal(format!("select result rows: {e}")))?;
     Ok(rows_as_json(&winners, &prepared.projection)?
         .into_iter()
         .zip(ranked)
-        .map(|(fields, (distance, row_id, _))| Hit {
+        .map(|(fields, (distance, row_id))| Hit {
             row_id,
             distance,
             fields,
@@ -770,6 +815,7 @@ async fn search_in_with(
                             request.k,
                             request.refine_factor.is_some(),
                             candidates,
+                            Vec::new(),
                         )
                         .await?
                     }
@@ -939,30 +985,6 @@ fn ids_and_distances(batch: &RecordBatch) -> Result<Vec<(u64, f32)>> {
         .collect())
 }
 
-/// Exact distances from `query` to the vectors of `row_ids` (the refine step),
-/// with the lance crate's distance kernel.
-async fn exact_distances(
-    location: &Location,
-    dataset: &Dataset,
-    column: &str,
-    metric: Metric,
-    query: &[f32],
-    row_ids: &[u64],
-) -> Result<Vec<f32>> {
-    if row_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let projection = dataset
-        .schema()
-        .project(&[column])
-        .map_err(|e| location.lance_error("project vector column", e))?;
-    let batch = dataset
-        .take_rows(row_ids, projection)
-        .await
-        .map_err(|e| location.lance_error("read candidate vectors", e))?;
-    distances_in(&batch, column, metric, query)
-}
-
 /// Exact distances from `query` to each vector of `batch`'s `column`, with
 /// the lance crate's distance kernel (a null vector is infinitely far).
 fn distances_in(
@@ -1118,56 +1140,19 @@ async fn distributed_in(
             };
             target.extend(hits.iter().map(|(id, d)| (*d, *id)));
         }
-        if !approx.is_empty() {
-            top_k(&mut approx, k * request.refine_factor.unwrap_or(1) as usize);
-            if request.refine_factor.is_some() {
-                let ids: Vec<u64> = approx.iter().map(|(_, id)| *id).collect();
-                let distances = exact_distances(
-                    location,
-                    dataset,
-                    &prepared.column,
-                    prepared.metric,
-                    request.queries.row(q),
-                    &ids,
-                )
-                .await?;
-                approx = distances.into_iter().zip(ids).collect();
-                top_k(&mut approx, k);
-            }
-        }
-        exact.extend(approx);
-        top_k(&mut exact, k);
-        let ids: Vec<u64> = exact.iter().map(|(_, id)| *id).collect();
-        let hits = if ids.is_empty() {
-            Vec::new()
-        } else if prepared.projection.is_empty() {
-            exact
-                .iter()
-                .map(|(d, id)| Hit {
-                    row_id: *id,
-                    distance: *d,
-                    fields: serde_json::Map::new(),
-                })
-                .collect()
-        } else {
-            let projection = dataset
-                .schema()
-                .project(&prepared.projection)
-                .map_err(|e| location.lance_error("project columns", e))?;
-            let batch = dataset
-                .take_rows(&ids, projection)
-                .await
-                .map_err(|e| location.lance_error("read result rows", e))?;
-            rows_as_json(&batch, &prepared.projection)?
-                .into_iter()
-                .zip(&exact)
-                .map(|(fields, (d, id))| Hit {
-                    row_id: *id,
-                    distance: *d,
-                    fields,
-                })
-                .collect()
-        };
+        // The index's best k × refine_factor, re-ranked together with the
+        // flat-scanned rows, exactly as the in-process search does.
+        top_k(&mut approx, k * request.refine_factor.unwrap_or(1) as usize);
+        let hits = hits_from_candidates(
+            location,
+            &prepared,
+            request.queries.row(q),
+            k,
+            request.refine_factor.is_some(),
+            approx,
+            exact,
+        )
+        .await?;
         results.push(QueryHits { query: q, hits });
     }
     Ok(SearchResults {
@@ -1277,30 +1262,14 @@ mod tests {
         (fast, planned, direct)
     }
 
-    /// Same distances position by position (within 1e-5), and the same rows
-    /// with the same columns — except among rows tied with the last hit, where
-    /// `k` cuts a tie (quantized distances tie often) and either cut is right.
+    /// See [`QueryHits::same_answer`].
     #[track_caller]
     fn assert_same(a: &SearchResults, b: &SearchResults, what: &str) {
         assert_eq!(a.results.len(), b.results.len(), "{what}");
         for (qa, qb) in a.results.iter().zip(&b.results) {
-            let distances = |q: &QueryHits| q.hits.iter().map(|h| h.distance).collect::<Vec<_>>();
-            let (da, db) = (distances(qa), distances(qb));
-            assert_eq!(da.len(), db.len(), "{what}: query {}", qa.query);
-            assert!(
-                da.iter().zip(&db).all(|(x, y)| (x - y).abs() <= 1e-5),
-                "{what}: query {}: distances {da:?} vs {db:?}",
-                qa.query
-            );
-            let last = da.last().copied();
-            let firm = |q: &QueryHits| {
-                q.hits
-                    .iter()
-                    .filter(|h| last.is_none_or(|l| (h.distance - l).abs() > 1e-6))
-                    .map(|h| (h.row_id, h.fields.clone()))
-                    .collect::<std::collections::BTreeMap<_, _>>()
-            };
-            assert_eq!(firm(qa), firm(qb), "{what}: query {}", qa.query);
+            if let Err(e) = qa.same_answer(qb) {
+                panic!("{what}: {e}");
+            }
         }
     }
 

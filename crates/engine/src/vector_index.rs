@@ -2,7 +2,9 @@
 //!
 //! * **plan** — check the column and the parameters against the dataset
 //!   pinned at one version; train the IVF centroids (and the PQ codebook)
-//!   once, with the lance crate's own trainers (or load them from files);
+//!   once, as tasks on the executor ([`crate::train`]) or with the lance
+//!   crate's own trainers on the driver ([`Training`]), or load them from
+//!   files;
 //!   cut the fragments into contiguous runs of about equal rows, one per
 //!   segment (compaction merges only neighbours a segment covers together);
 //! * **execute** — one task per segment builds an uncommitted index segment
@@ -182,9 +184,8 @@ pub struct VectorIndexRequest {
     pub hnsw_m: Option<usize>,
     /// HNSW: candidate list size while building.
     pub hnsw_ef_construction: Option<usize>,
-    /// Train the IVF centroids (and PQ codebook) as tasks on the executor
-    /// (see [`crate::train`]) instead of with the lance crate on the driver.
-    pub distributed_training: bool,
+    /// Who trains the IVF centroids and the PQ codebook.
+    pub training: Training,
     /// Seed of distributed training (same seed, data and plan: same artifacts).
     pub seed: u64,
     /// Commit one physical segment per task instead of merging them into one
@@ -212,9 +213,52 @@ impl VectorIndexRequest {
             save_artifacts: None,
             hnsw_m: None,
             hnsw_ef_construction: None,
-            distributed_training: false,
+            training: Training::Auto,
             seed: 42,
             keep_segments: false,
+        }
+    }
+}
+
+/// Up to this many partitions [`Training::Auto`] trains as tasks; above it,
+/// with the lance crate's trainer. Our k-means is flat (every sample row
+/// against every centroid, per iteration): measured better and faster than
+/// lance's up to 100k × 384 / 316 partitions (README, "Distributed
+/// training"); lance's trainer is the proven one for larger partition counts.
+pub const AUTO_DISTRIBUTED_MAX_PARTITIONS: usize = 1024;
+
+/// Who trains the IVF centroids and the PQ codebook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Training {
+    /// [`Training::Distributed`] up to [`AUTO_DISTRIBUTED_MAX_PARTITIONS`]
+    /// partitions, [`Training::Lance`] above.
+    #[default]
+    Auto,
+    /// The lance crate's trainers, on the driver.
+    Lance,
+    /// k-means and PQ training as tasks on the executor ([`crate::train`]).
+    Distributed,
+}
+
+impl Training {
+    /// The trainer that runs for `partitions` partitions.
+    pub fn resolve(self, partitions: usize) -> Training {
+        match self {
+            Training::Auto if partitions <= AUTO_DISTRIBUTED_MAX_PARTITIONS => {
+                Training::Distributed
+            }
+            Training::Auto => Training::Lance,
+            other => other,
+        }
+    }
+
+    /// Lower-case name, as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Training::Auto => "auto",
+            Training::Lance => "lance",
+            Training::Distributed => "distributed",
         }
     }
 }
@@ -396,6 +440,8 @@ pub struct VectorIndexPlan {
     pub rows: u64,
     /// Seconds spent training (0 when artifacts were given).
     pub train_seconds: f64,
+    /// Who trained the artifacts (`None`: all given).
+    pub trained_by: Option<Training>,
     /// One task per segment.
     pub tasks: Vec<VectorSegmentTask>,
     /// Commit the segments as built (else merged into one).
@@ -431,6 +477,9 @@ pub struct VectorIndexReport {
     pub version: u64,
     /// Seconds training.
     pub train_seconds: f64,
+    /// Who trained the IVF centroids / PQ codebook (`lance` or
+    /// `distributed`; `null` when all were given as files).
+    pub trained_by: Option<Training>,
     /// Seconds building segments.
     pub build_seconds: f64,
     /// Seconds committing.
@@ -718,13 +767,15 @@ pub async fn plan(
     };
 
     ensure_invalid!(
-        !(request.distributed_training && request.centroids.is_some()),
-        "--distributed-training trains the centroids, but --centroids gives them: drop one of \
+        !(request.training == Training::Distributed && request.centroids.is_some()),
+        "--training distributed trains the centroids, but --centroids gives them: drop one of \
          the two"
     );
     let metric = request.metric;
     let train_started = Instant::now();
     let mut distributed_codebook = None;
+    // Who trained the artifacts (None: both given as files).
+    let mut trained_by = None;
     let centroids = match &request.centroids {
         Some(path) => {
             let m = read_npy(path)?;
@@ -755,7 +806,9 @@ pub async fn plan(
                  {live_rows} (about sqrt(rows) = {} is a good start)",
                 default_partitions(live_rows)
             );
-            if request.distributed_training {
+            let training = request.training.resolve(partitions);
+            trained_by = Some(training);
+            if training == Training::Distributed {
                 let spec = crate::train::TrainSpec {
                     metric,
                     partitions,
@@ -846,9 +899,10 @@ pub async fn plan(
     } else {
         None
     };
-    let trained =
-        request.centroids.is_none() || (request.index_type.uses_pq() && request.codebook.is_none());
-    let train_seconds = if trained {
+    if trained_by.is_none() && request.index_type.uses_pq() && request.codebook.is_none() {
+        trained_by = Some(Training::Lance);
+    }
+    let train_seconds = if trained_by.is_some() {
         train_started.elapsed().as_secs_f64()
     } else {
         0.0
@@ -901,6 +955,7 @@ pub async fn plan(
         dim,
         rows,
         train_seconds,
+        trained_by,
         tasks,
         keep_segments: request.keep_segments,
     })
@@ -1111,6 +1166,7 @@ pub async fn create_vector_index(
         read_version: plan.read_version,
         version: committed.version,
         train_seconds: plan.train_seconds,
+        trained_by: plan.trained_by,
         build_seconds,
         commit_seconds: commit_started.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),

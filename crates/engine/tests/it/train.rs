@@ -7,7 +7,9 @@ use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::kmeans::{KMeansDistance, Partial};
 use lanceflow::progress::NoProgress;
 use lanceflow::search::{search_vectors, VectorSearchRequest};
-use lanceflow::vector_index::{create_vector_index, Metric, VectorIndexRequest, VectorIndexType};
+use lanceflow::vector_index::{
+    create_vector_index, Metric, Training, VectorIndexRequest, VectorIndexType,
+};
 use lanceflow::vectors::{
     brute_force_knn, clustered_vectors, read_npy, recall_at_k, write_generated_parquet,
     ClusteredSpec, ExactMetric, Matrix,
@@ -47,11 +49,22 @@ async fn build(
     let mut req = VectorIndexRequest::new("vector", index_type, metric);
     req.partitions = Some(32);
     req.sub_vectors = index_type.uses_pq().then_some(8);
-    req.distributed_training = distributed;
+    // Auto is distributed at 32 partitions; lance's trainer only on request.
+    req.training = if distributed {
+        Training::Auto
+    } else {
+        Training::Lance
+    };
     req.save_artifacts = Some(artifacts.to_path_buf());
-    create_vector_index(loc, &req, &LocalExecutor::new(workers), &NoProgress)
+    let report = create_vector_index(loc, &req, &LocalExecutor::new(workers), &NoProgress)
         .await
         .unwrap();
+    let expected = if distributed {
+        Training::Distributed
+    } else {
+        Training::Lance
+    };
+    assert_eq!(report.trained_by, Some(expected));
     let mut search = VectorSearchRequest::new(queries.clone(), 10);
     search.nprobes = Some(3);
     search.refine_factor = Some(5);

@@ -10,7 +10,8 @@ use lanceflow::search::{
 };
 use lanceflow::task::run_tasks;
 use lanceflow::vector_index::{
-    create_vector_index, plan, Metric, VectorIndexRequest, VectorIndexType, VectorSegmentOp,
+    create_vector_index, plan, Metric, Training, VectorIndexRequest, VectorIndexType,
+    VectorSegmentOp,
 };
 use lanceflow::vectors::{
     brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, ClusteredSpec,
@@ -67,30 +68,14 @@ fn ids(results: &SearchResults) -> Vec<Vec<u64>> {
         .collect()
 }
 
-/// Same distances position by position (within 1e-5), and the same rows with
-/// the same columns — except among rows tied with the last hit, where `k` cuts
-/// a tie (quantized distances tie often) and either cut is right.
+/// Every query answered alike (see `QueryHits::same_answer`).
 #[track_caller]
 fn assert_same_hits(a: &SearchResults, b: &SearchResults, what: &str) {
     assert_eq!(a.results.len(), b.results.len());
     for (qa, qb) in a.results.iter().zip(&b.results) {
-        let da: Vec<f32> = qa.hits.iter().map(|h| h.distance).collect();
-        let db: Vec<f32> = qb.hits.iter().map(|h| h.distance).collect();
-        assert_eq!(da.len(), db.len(), "{what}: query {}", qa.query);
-        assert!(
-            da.iter().zip(&db).all(|(x, y)| (x - y).abs() <= 1e-5),
-            "{what}: query {}: distances {da:?} vs {db:?}",
-            qa.query
-        );
-        let last = da.last().copied();
-        let firm = |q: &lanceflow::search::QueryHits| {
-            q.hits
-                .iter()
-                .filter(|h| last.is_none_or(|l| (h.distance - l).abs() > 1e-6))
-                .map(|h| (h.row_id, h.fields.clone()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        };
-        assert_eq!(firm(qa), firm(qb), "{what}: query {} hits differ", qa.query);
+        if let Err(e) = qa.same_answer(qb) {
+            panic!("{what}: {e}");
+        }
     }
 }
 
@@ -340,7 +325,7 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
         .unwrap_err();
     expect(err, "invalid_input", "larger than the row count 600");
     let mut r = build("vector", VectorIndexType::IvfFlat);
-    r.distributed_training = true;
+    r.training = Training::Distributed;
     r.centroids = Some(dir.path().join("centroids.npy"));
     let err = create_vector_index(&loc, &r, &exec, &NoProgress)
         .await

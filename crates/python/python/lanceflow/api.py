@@ -264,15 +264,19 @@ def create_index(
     centroids: Optional[str] = None,
     codebook: Optional[str] = None,
     save_artifacts: Optional[str] = None,
+    training: Optional[str] = None,
     distributed_training: bool = False,
     seed: Optional[int] = None,
     keep_segments: bool = False,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a vector index: train once, one segment per batch of fragments
-    on the workers, one commit. ``distributed_training`` trains the IVF
-    centroids and PQ codebook as tasks on the executor too (seeded: the same
-    ``seed``, data and worker count give byte-identical artifacts). The
+    on the workers, one commit. ``training`` says who trains the IVF
+    centroids and PQ codebook: ``"distributed"`` as tasks on the executor
+    (seeded: the same ``seed``, data and worker count give byte-identical
+    artifacts), ``"lance"`` with the lance crate on the driver, ``"auto"``
+    (the default) distributed up to 1024 partitions, lance above.
+    ``distributed_training=True`` is ``training="distributed"``. The
     segments are merged into one before the commit (faster queries) unless
     ``keep_segments``: kept segments are what a distributed search spreads over."""
     cmd = _Command("index", "vector", uri).value("column", column).value("type", index_type)
@@ -282,7 +286,9 @@ def create_index(
     cmd.flag("replace" if replace else "no-replace", True)
     cmd.value("rows-per-segment", rows_per_segment).value("centroids", centroids)
     cmd.value("codebook", codebook).value("save-artifacts", save_artifacts)
-    cmd.flag("distributed-training", distributed_training).value("seed", seed)
+    if distributed_training:
+        training = "distributed"
+    cmd.value("training", training).value("seed", seed)
     cmd.flag("keep-segments", keep_segments)
     return _run(cmd, **_common(common))
 
