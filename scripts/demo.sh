@@ -90,4 +90,4 @@ echo "the whole workflow from one file (examples/wordnet.toml):"
 # percentiles per mode, next to the same requests run in-process.
 echo "online retrieval (lanceflow serve) under load:"
 "$LANCEFLOW" bench serve --dataset "$WORK/wordnet.lance" --mode vector,hybrid \
-  --concurrency 36 --requests 1000 --nprobes 20 --columns title,text
+  --concurrency 36 --requests 5000 --nprobes 20 --columns title,text

@@ -553,4 +553,28 @@ fn bench_serve_runs_modes_in_interleaved_rounds() {
         "{report}"
     );
     assert!(report["hybrid_over_vector_round_median"].as_f64().unwrap() > 0.0);
+    // The p99 target compares with the engine at the same concurrency; the
+    // one-at-a-time ratio is reported beside it.
+    let vector = &report["modes"][0];
+    assert_eq!(vector["mode"], "vector", "{report}");
+    let p99 = vector["end_to_end_ms"]["p99"].as_f64().unwrap();
+    let concurrent_p50 = vector["in_process_concurrent_ms"]["p50"].as_f64().unwrap();
+    let sequential_p50 = vector["in_process_sequential_ms"]["p50"].as_f64().unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(close(
+        vector["p99_over_in_process_p50"].as_f64().unwrap(),
+        p99 / concurrent_p50
+    ));
+    assert!(close(
+        vector["p99_over_sequential_p50"].as_f64().unwrap(),
+        p99 / sequential_p50
+    ));
+    // Every target is reported with its value and verdict.
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 3, "{report}");
+    let hybrid_check = &targets[2];
+    assert_eq!(hybrid_check["name"], "hybrid p50 ÷ vector p50");
+    let ratio = report["hybrid_p50_over_vector_p50"].as_f64().unwrap();
+    assert!(close(hybrid_check["value"].as_f64().unwrap(), ratio));
+    assert_eq!(hybrid_check["met"], ratio <= 1.2, "{report}");
 }
