@@ -48,6 +48,7 @@ pub mod text_search;
 pub mod train;
 pub mod vector_index;
 pub mod vectors;
+mod version_cache;
 pub mod versions;
 pub mod worker;
 

@@ -46,6 +46,7 @@ use crate::vector_index::{
     balance_fragments, default_vector_column, fragment_rows, vector_dimension, Metric,
 };
 use crate::vectors::{top_k, Matrix};
+use crate::version_cache::VersionCache;
 
 /// Row id column lance adds to search results.
 pub const ROW_ID: &str = "_rowid";
@@ -174,21 +175,10 @@ struct ColumnIndex {
     direct: bool,
 }
 
-/// Which dataset version, column and index name a lookup was for. A version
-/// never changes once written; the commit timestamp tells apart a dataset
-/// deleted and written again at the same URI.
-type IndexKey = (String, u64, u128, String, Option<String>);
-
-/// Index lookups by [`IndexKey`]: a searcher asks for the same pinned version
-/// once per query, and listing the indexes and opening one to learn its
-/// metric costs about as much as a small query.
-static INDEX_LOOKUPS: std::sync::LazyLock<
-    std::sync::Mutex<HashMap<IndexKey, Option<ColumnIndex>>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// Most lookups kept (a long-running process that moves through many
-/// versions starts over when it reaches this).
-const MAX_INDEX_LOOKUPS: usize = 256;
+/// Index lookups by (column, wanted index name): listing the indexes and
+/// opening one to learn its metric costs about as much as a small query.
+static INDEX_LOOKUPS: VersionCache<(String, Option<String>), Option<ColumnIndex>> =
+    VersionCache::new(256);
 
 async fn column_index(
     location: &Location,
@@ -196,25 +186,13 @@ async fn column_index(
     column: &str,
     wanted: Option<&str>,
 ) -> Result<Option<ColumnIndex>> {
-    let key: IndexKey = (
-        dataset.uri().to_string(),
-        dataset.version().version,
-        dataset.manifest().timestamp_nanos,
-        column.to_string(),
-        wanted.map(str::to_string),
-    );
-    let cached = INDEX_LOOKUPS.lock().ok().and_then(|m| m.get(&key).cloned());
-    if let Some(found) = cached {
-        return Ok(found);
-    }
-    let found = find_column_index(location, dataset, column, wanted).await?;
-    if let Ok(mut m) = INDEX_LOOKUPS.lock() {
-        if m.len() >= MAX_INDEX_LOOKUPS {
-            m.clear();
-        }
-        m.insert(key, found.clone());
-    }
-    Ok(found)
+    INDEX_LOOKUPS
+        .get_or_compute(
+            dataset,
+            (column.to_string(), wanted.map(str::to_string)),
+            || find_column_index(location, dataset, column, wanted),
+        )
+        .await
 }
 
 async fn find_column_index(
@@ -338,10 +316,28 @@ impl DirectIndex {
         index: Option<&ColumnIndex>,
         request: &VectorSearchRequest,
     ) -> Result<Option<Self>> {
-        let (Some(index), Some(nprobes), None) = (index, request.nprobes, &request.filter) else {
+        let (Some(index), Some(nprobes)) = (index, request.nprobes) else {
             return Ok(None);
         };
-        // float32 vectors only: a float16 column's query needs lance's casts.
+        if !Self::applies(dataset, column, index, request) {
+            return Ok(None);
+        }
+        let uuids: Vec<&str> = index.segments.iter().map(|(u, _)| u.as_str()).collect();
+        Ok(Some(
+            Self::open_segments(location, dataset, column, &uuids, nprobes).await?,
+        ))
+    }
+
+    /// Whether a search of `request` through `index` can take the direct
+    /// path: the index allows it (see [`ColumnIndex::direct`]), the probe
+    /// count is fixed, no filter needs lance's prefilter, and the vectors are
+    /// float32 (a float16 column's query needs lance's casts).
+    fn applies(
+        dataset: &Dataset,
+        column: &str,
+        index: &ColumnIndex,
+        request: &VectorSearchRequest,
+    ) -> bool {
         let float32 = dataset.schema().field(column).is_some_and(|f| {
             matches!(
                 f.data_type(),
@@ -349,11 +345,19 @@ impl DirectIndex {
                     if item.data_type() == &arrow_schema::DataType::Float32
             )
         });
-        if !index.direct || !float32 {
-            return Ok(None);
-        }
-        let mut segments = Vec::with_capacity(index.segments.len());
-        for (uuid, _) in &index.segments {
+        index.direct && float32 && request.nprobes.is_some() && request.filter.is_none()
+    }
+
+    /// The segments `uuids` of `column`'s index, opened for direct search.
+    async fn open_segments(
+        location: &Location,
+        dataset: &Dataset,
+        column: &str,
+        uuids: &[&str],
+        nprobes: usize,
+    ) -> Result<Self> {
+        let mut segments = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
             let uuid = uuid::Uuid::parse_str(uuid)
                 .map_err(|e| Error::Internal(format!("segment id '{uuid}': {e}")))?;
             segments.push(
@@ -363,7 +367,7 @@ impl DirectIndex {
                     .map_err(|e| location.lance_error("open vector index", e))?,
             );
         }
-        Ok(Some(Self { segments, nprobes }))
+        Ok(Self { segments, nprobes })
     }
 
     /// The `fetch` best `(approximate distance, row id)` candidates of `query`
@@ -877,6 +881,11 @@ pub struct VectorSearchTask {
     pub metric: Metric,
     /// What this task searches.
     pub part: SearchPart,
+    /// The driver found the index searchable without a query plan on this
+    /// version (see `DirectIndex`): a segment task then asks its segments
+    /// directly instead of planning a scan per query.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// Candidates of one task: per query, `(row id, distance)`, best first.
@@ -941,8 +950,28 @@ pub async fn execute_search_task(task: VectorSearchTask) -> Result<VectorSearchO
         ),
         SearchPart::Flat { .. } => None,
     };
+    let direct = match (&task.part, task.direct, task.nprobes, &task.filter) {
+        (SearchPart::Segments { uuids }, true, Some(nprobes), None) => {
+            let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
+            Some(
+                DirectIndex::open_segments(location, &dataset, &task.column, &uuids, nprobes)
+                    .await?,
+            )
+        }
+        _ => None,
+    };
     let mut hits = Vec::with_capacity(task.queries.rows());
     for i in 0..task.queries.rows() {
+        if let Some(direct) = &direct {
+            let query = task.queries.row(i);
+            let found = direct
+                .candidates(location, &task.column, task.metric, query, task.fetch, None)
+                .await?;
+            if let Some(found) = found {
+                hits.push(found.into_iter().map(|(d, id)| (id, d)).collect());
+                continue;
+            }
+        }
         let mut scanner = dataset.scan();
         scanner.project(&[DISTANCE]).map_err(err)?;
         scanner
@@ -1053,6 +1082,7 @@ pub fn plan_search_tasks(
         filter: request.filter.clone(),
         metric,
         part,
+        direct: false,
     };
     let mut tasks = Vec::new();
     let mut unindexed: Vec<(u32, u64)> = fragments.to_vec();
@@ -1099,6 +1129,36 @@ pub async fn search_vectors_distributed(
     distributed_in(location, dataset, request, executor).await
 }
 
+/// The tasks of a distributed search on `prepared`'s pinned version; segment
+/// tasks search directly where the in-process search would.
+async fn distributed_plan(
+    location: &Location,
+    prepared: &Prepared,
+    request: &VectorSearchRequest,
+    parallelism: usize,
+) -> Result<Vec<VectorSearchTask>> {
+    let dataset = &prepared.dataset;
+    let fragments = fragment_rows(location, dataset).await?;
+    let mut tasks = plan_search_tasks(
+        location,
+        dataset.version().version,
+        &prepared.column,
+        request,
+        prepared.metric,
+        prepared.index.as_ref().map(|i| i.segments.as_slice()),
+        &fragments,
+        parallelism,
+    );
+    let direct = prepared
+        .index
+        .as_ref()
+        .is_some_and(|index| DirectIndex::applies(dataset, &prepared.column, index, request));
+    for task in &mut tasks {
+        task.direct = direct && matches!(task.part, SearchPart::Segments { .. });
+    }
+    Ok(tasks)
+}
+
 async fn distributed_in(
     location: &Location,
     dataset: Arc<Dataset>,
@@ -1109,17 +1169,7 @@ async fn distributed_in(
     let prepared = prepare(location, dataset, request, true).await?;
     let dataset = &prepared.dataset;
     let version = dataset.version().version;
-    let fragments = fragment_rows(location, dataset).await?;
-    let tasks = plan_search_tasks(
-        location,
-        version,
-        &prepared.column,
-        request,
-        prepared.metric,
-        prepared.index.as_ref().map(|i| i.segments.as_slice()),
-        &fragments,
-        executor.parallelism(),
-    );
+    let tasks = distributed_plan(location, &prepared, request, executor.parallelism()).await?;
     let outputs = if tasks.is_empty() {
         Vec::new()
     } else {
@@ -1262,6 +1312,60 @@ mod tests {
         (fast, planned, direct)
     }
 
+    /// The distributed plan of `request` on the latest version.
+    async fn distributed_tasks(
+        loc: &Location,
+        request: &VectorSearchRequest,
+    ) -> Vec<VectorSearchTask> {
+        let dataset = Arc::new(loc.open(None).await.unwrap());
+        let prepared = prepare(loc, dataset, request, true).await.unwrap();
+        distributed_plan(loc, &prepared, request, 2).await.unwrap()
+    }
+
+    /// Every segment task of the distributed plan searches its segments
+    /// directly and finds the candidates lance's plan finds for them.
+    async fn segment_tasks_answer_as_planned(
+        loc: &Location,
+        request: &VectorSearchRequest,
+        what: &str,
+    ) {
+        let tasks = distributed_tasks(loc, request).await;
+        let segment_tasks: Vec<VectorSearchTask> = tasks
+            .into_iter()
+            .filter(|t| matches!(t.part, SearchPart::Segments { .. }))
+            .collect();
+        assert!(!segment_tasks.is_empty(), "{what}");
+        for task in segment_tasks {
+            assert!(task.direct, "{what}: segment tasks search directly");
+            let direct = execute_search_task(task.clone()).await.unwrap();
+            let planned = execute_search_task(VectorSearchTask {
+                direct: false,
+                ..task.clone()
+            })
+            .await
+            .unwrap();
+            assert_eq!(direct.hits.len(), task.queries.rows(), "{what}");
+            assert_eq!(planned.hits.len(), task.queries.rows(), "{what}");
+            for (q, (a, b)) in direct.hits.iter().zip(&planned.hits).enumerate() {
+                assert_eq!(a.len(), task.fetch, "{what}: query {q}");
+                let as_hits = |found: &[(u64, f32)]| QueryHits {
+                    query: q,
+                    hits: found
+                        .iter()
+                        .map(|(row_id, distance)| Hit {
+                            row_id: *row_id,
+                            distance: *distance,
+                            fields: serde_json::Map::new(),
+                        })
+                        .collect(),
+                };
+                if let Err(e) = as_hits(a).same_answer(&as_hits(b)) {
+                    panic!("{what}: segment task, query {q}: {e}");
+                }
+            }
+        }
+    }
+
     /// See [`QueryHits::same_answer`].
     #[track_caller]
     fn assert_same(a: &SearchResults, b: &SearchResults, what: &str) {
@@ -1324,6 +1428,18 @@ mod tests {
                     assert!(direct, "{what}: the direct path applies");
                     assert_same(&fast, &planned, &what);
                     assert!(fast.results.iter().all(|q| q.hits.len() == 10), "{what}");
+                    if columns.as_ref().is_some_and(|c| c.is_empty()) {
+                        segment_tasks_answer_as_planned(&loc, &request, &what).await;
+                        let distributed = distributed_in(
+                            &loc,
+                            Arc::new(loc.open(None).await.unwrap()),
+                            &request,
+                            &exec,
+                        )
+                        .await
+                        .unwrap();
+                        assert_same(&distributed, &planned, &format!("{what}, distributed"));
+                    }
                 }
             }
         }
@@ -1335,6 +1451,10 @@ mod tests {
         let mut filtered = request.clone();
         filtered.filter = Some("category = 'c1'".into());
         assert!(!both_paths(&loc, &filtered).await.2, "a filter");
+        assert!(distributed_tasks(&loc, &filtered)
+            .await
+            .iter()
+            .all(|t| !t.direct));
         let mut auto = request.clone();
         auto.nprobes = None;
         assert!(!both_paths(&loc, &auto).await.2, "lance's adaptive probing");
@@ -1357,6 +1477,10 @@ mod tests {
             .unwrap();
         let (fast, planned, direct) = both_paths(&loc, &request).await;
         assert!(!direct, "deleted rows");
+        assert!(distributed_tasks(&loc, &request)
+            .await
+            .iter()
+            .all(|t| !t.direct));
         assert_same(&fast, &planned, "after a delete");
         assert!(fast
             .results
@@ -1380,5 +1504,30 @@ mod tests {
         assert!(both_paths(&loc, &request).await.2);
         add_rows(fresh.path(), &loc, 300, 6, WriteMode::Append).await;
         assert!(!both_paths(&loc, &request).await.2, "unindexed rows");
+        // Distributed, the new rows are a flat task and lance's plan searches
+        // the segments; the answer is the in-process one.
+        let tasks = distributed_tasks(&loc, &request).await;
+        assert!(tasks.iter().all(|t| !t.direct));
+        assert!(tasks
+            .iter()
+            .any(|t| matches!(t.part, SearchPart::Flat { .. })));
+        let distributed = distributed_in(
+            &loc,
+            Arc::new(loc.open(None).await.unwrap()),
+            &request,
+            &exec,
+        )
+        .await
+        .unwrap();
+        let in_process = search_in_with(
+            &loc,
+            Arc::new(loc.open(None).await.unwrap()),
+            &request,
+            2,
+            true,
+        )
+        .await
+        .unwrap();
+        assert_same(&distributed, &in_process, "distributed with unindexed rows");
     }
 }

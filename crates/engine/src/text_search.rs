@@ -33,6 +33,7 @@ use crate::search::{
     check_columns, covers_each_fragment_once, rows_as_json, search_in, VectorSearchRequest, ROW_ID,
 };
 use crate::storage::{Location, VersionSpec};
+use crate::version_cache::VersionCache;
 
 /// Score column lance adds to full-text results.
 pub const SCORE: &str = "_score";
@@ -214,17 +215,9 @@ fn fts_query(request: &TextSearchRequest, columns: &[String]) -> Result<FullText
     Ok(q.limit(Some(request.k as i64)))
 }
 
-/// Which dataset version and column a lookup was for (see
-/// [`crate::search`]'s index lookups: a version never changes once written).
-type FtsKey = (String, u64, u128, String);
-
-/// Direct-path lookups by [`FtsKey`]: the one segment of the column's
-/// full-text index, or `None` where only lance's plan searches it right.
-static FTS_LOOKUPS: std::sync::LazyLock<std::sync::Mutex<HashMap<FtsKey, Option<uuid::Uuid>>>> =
-    std::sync::LazyLock::new(Default::default);
-
-/// Most lookups kept (cleared when full).
-const MAX_FTS_LOOKUPS: usize = 256;
+/// Direct-path lookups by column: the one segment of the column's full-text
+/// index, or `None` where only lance's plan searches it right.
+static FTS_LOOKUPS: VersionCache<String, Option<uuid::Uuid>> = VersionCache::new(256);
 
 /// The segment of `column`'s full-text index that the direct path can
 /// search: the column holds plain strings, it has one full-text index of one
@@ -234,15 +227,18 @@ async fn direct_fts_segment(
     dataset: &Dataset,
     column: &str,
 ) -> Result<Option<uuid::Uuid>> {
-    let key: FtsKey = (
-        dataset.uri().to_string(),
-        dataset.version().version,
-        dataset.manifest().timestamp_nanos,
-        column.to_string(),
-    );
-    if let Some(found) = FTS_LOOKUPS.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(found);
-    }
+    FTS_LOOKUPS
+        .get_or_compute(dataset, column.to_string(), || {
+            find_direct_fts_segment(location, dataset, column)
+        })
+        .await
+}
+
+async fn find_direct_fts_segment(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+) -> Result<Option<uuid::Uuid>> {
     let found = 'found: {
         let Some(field) = dataset.schema().field(column) else {
             break 'found None;
@@ -272,12 +268,6 @@ async fn direct_fts_segment(
             .unwrap_or_default();
         covers_each_fragment_once(dataset, &[(only.uuid.to_string(), frags)]).then_some(only.uuid)
     };
-    if let Ok(mut m) = FTS_LOOKUPS.lock() {
-        if m.len() >= MAX_FTS_LOOKUPS {
-            m.clear();
-        }
-        m.insert(key, found);
-    }
     Ok(found)
 }
 
