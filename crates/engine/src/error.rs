@@ -164,7 +164,7 @@ fn looks_like_connection_failure(text: &str) -> bool {
 
 fn from_lance(context: &str, uri: &str, err: lance::Error) -> Error {
     use lance::Error as L;
-    let text = err.to_string();
+    let text = without_source_location(&err.to_string());
     if looks_like_connection_failure(&text) {
         return Error::Storage(format!(
             "{context}: could not reach the object store for '{uri}' ({}). Check the endpoint \
@@ -212,6 +212,33 @@ fn from_lance(context: &str, uri: &str, err: lance::Error) -> Error {
         }
         _ => Error::Internal(format!("{context} on '{uri}': {text}")),
     }
+}
+
+/// `text` without the source locations lance appends to its messages
+/// (`..., /root/.cargo/registry/src/.../lance-io-14.0.2/src/object_store.rs:1576:42`):
+/// a file of a dependency is nothing a user can act on.
+fn without_source_location(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let Some(at) = line.rfind(", ") else {
+                return line;
+            };
+            let mut parts = line[at + 2..].rsplitn(3, ':');
+            let digits = |s: Option<&str>| {
+                s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let (column, row, file) = (parts.next(), parts.next(), parts.next());
+            let is_location = digits(column)
+                && digits(row)
+                && file.is_some_and(|f| f.ends_with(".rs") && !f.contains(' '));
+            if is_location {
+                &line[..at]
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn first_line(text: &str) -> &str {
@@ -280,6 +307,31 @@ mod tests {
             text.contains("c.jsonl") && text.contains("disk full"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn lance_source_locations_are_dropped() {
+        assert_eq!(
+            without_source_location(
+                "LanceError(IO): Generic S3 error: HTTP error: error sending request, \
+                 /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/lance-io-14.0.2/\
+                 src/object_store.rs:1576:42"
+            ),
+            "LanceError(IO): Generic S3 error: HTTP error: error sending request"
+        );
+        assert_eq!(
+            without_source_location("first, src/a.rs:1:2\nsecond line, lance/src/b.rs:30:7"),
+            "first\nsecond line"
+        );
+        for kept in [
+            "column 'a, b' not found",
+            "see notes, section 1:2",
+            "file x.rs:1:2 is corrupt",
+            "bad, y.rs:a:1",
+            "spaces, my file.rs:1:2",
+        ] {
+            assert_eq!(without_source_location(kept), kept);
+        }
     }
 
     #[test]

@@ -1312,6 +1312,14 @@ mod tests {
         (fast, planned, direct)
     }
 
+    /// The distributed search of `request` on the latest version.
+    async fn distributed(loc: &Location, request: &VectorSearchRequest) -> SearchResults {
+        let dataset = Arc::new(loc.open(None).await.unwrap());
+        distributed_in(loc, dataset, request, &LocalExecutor::new(2))
+            .await
+            .unwrap()
+    }
+
     /// The distributed plan of `request` on the latest version.
     async fn distributed_tasks(
         loc: &Location,
@@ -1430,14 +1438,7 @@ mod tests {
                     assert!(fast.results.iter().all(|q| q.hits.len() == 10), "{what}");
                     if columns.as_ref().is_some_and(|c| c.is_empty()) {
                         segment_tasks_answer_as_planned(&loc, &request, &what).await;
-                        let distributed = distributed_in(
-                            &loc,
-                            Arc::new(loc.open(None).await.unwrap()),
-                            &request,
-                            &exec,
-                        )
-                        .await
-                        .unwrap();
+                        let distributed = distributed(&loc, &request).await;
                         assert_same(&distributed, &planned, &format!("{what}, distributed"));
                     }
                 }
@@ -1511,14 +1512,7 @@ mod tests {
         assert!(tasks
             .iter()
             .any(|t| matches!(t.part, SearchPart::Flat { .. })));
-        let distributed = distributed_in(
-            &loc,
-            Arc::new(loc.open(None).await.unwrap()),
-            &request,
-            &exec,
-        )
-        .await
-        .unwrap();
+        let distributed = distributed(&loc, &request).await;
         let in_process = search_in_with(
             &loc,
             Arc::new(loc.open(None).await.unwrap()),
