@@ -173,6 +173,8 @@ struct ColumnIndex {
     /// row is deleted or overlaid, no remap is deferred, and its partitions
     /// hold flat PQ / SQ / raw storage.
     direct: bool,
+    /// Fragments no segment covers (scanned exactly by every search).
+    unindexed: Vec<u32>,
 }
 
 /// Index lookups by (column, wanted index name): listing the indexes and
@@ -247,16 +249,52 @@ async fn find_column_index(
                 QuantizationType::Flat | QuantizationType::Product | QuantizationType::Scalar
             )
             && index.supports_prepared_partition_search()
-            && !indices.iter().any(|i| i.name == FRAG_REUSE_INDEX_NAME)
-            && covers_each_fragment_once(dataset, &segments);
+            && !indices.iter().any(|i| i.name == FRAG_REUSE_INDEX_NAME);
+        let unindexed = if direct {
+            covered_fragments_whole(dataset, &segments)
+        } else {
+            None
+        };
         return Ok(Some(ColumnIndex {
             name,
             metric,
             segments,
-            direct,
+            direct: unindexed.is_some(),
+            unindexed: unindexed.unwrap_or_default(),
         }));
     }
     Ok(None)
+}
+
+/// The fragments of `dataset` that no segment covers, when the segments
+/// cover disjoint fragments that all exist and have neither deleted rows nor
+/// overlaid values (only lance's query plan masks those out of an index);
+/// `None` otherwise. The uncovered fragments may have anything: a flat scan
+/// through lance reads them.
+fn covered_fragments_whole(dataset: &Dataset, segments: &[(String, Vec<u32>)]) -> Option<Vec<u32>> {
+    let mut covered = std::collections::HashSet::new();
+    if !segments
+        .iter()
+        .flat_map(|(_, frags)| frags)
+        .all(|f| covered.insert(*f))
+    {
+        return None;
+    }
+    let mut whole = 0;
+    let mut unindexed = Vec::new();
+    for f in dataset.fragments().iter() {
+        let id = u32::try_from(f.id).ok()?;
+        if covered.contains(&id) {
+            if f.deletion_file.is_some() || !f.overlays.is_empty() {
+                return None;
+            }
+            whole += 1;
+        } else {
+            unindexed.push(id);
+        }
+    }
+    // A covered fragment the dataset no longer has (all its rows deleted).
+    (whole == covered.len()).then_some(unindexed)
 }
 
 /// Every fragment of `dataset` is covered by exactly one segment and has
@@ -812,6 +850,29 @@ async fn search_in_with(
                 };
                 let hits = match direct {
                     Some(candidates) => {
+                        let unindexed = prepared
+                            .index
+                            .as_ref()
+                            .map(|i| i.unindexed.as_slice())
+                            .unwrap_or_default();
+                        let exact = if unindexed.is_empty() {
+                            Vec::new()
+                        } else {
+                            flat_candidates(
+                                location,
+                                &prepared.dataset,
+                                &prepared.column,
+                                prepared.metric,
+                                query,
+                                request.k,
+                                unindexed,
+                                None,
+                            )
+                            .await?
+                            .into_iter()
+                            .map(|(id, d)| (d, id))
+                            .collect()
+                        };
                         hits_from_candidates(
                             location,
                             prepared,
@@ -819,7 +880,7 @@ async fn search_in_with(
                             request.k,
                             request.refine_factor.is_some(),
                             candidates,
-                            Vec::new(),
+                            exact,
                         )
                         .await?
                     }
@@ -926,84 +987,125 @@ pub async fn execute_search_task(task: VectorSearchTask) -> Result<VectorSearchO
             .open(Some(&VersionSpec::Number(task.version)))
             .await?,
     );
-    let err = |e| location.lance_error("vector search task", e);
-    let fragments: Option<Vec<Fragment>> = match &task.part {
-        SearchPart::Flat { fragments } => Some(
-            dataset
-                .fragments()
-                .iter()
-                .filter(|f| u32::try_from(f.id).is_ok_and(|id| fragments.contains(&id)))
-                .cloned()
-                .collect(),
-        ),
-        SearchPart::Segments { .. } => None,
-    };
-    let segment_ids = match &task.part {
-        SearchPart::Segments { uuids } => Some(
-            uuids
+    let mut hits = Vec::with_capacity(task.queries.rows());
+    match &task.part {
+        SearchPart::Flat { fragments } => {
+            for i in 0..task.queries.rows() {
+                hits.push(
+                    flat_candidates(
+                        location,
+                        &dataset,
+                        &task.column,
+                        task.metric,
+                        task.queries.row(i),
+                        task.fetch,
+                        fragments,
+                        task.filter.as_deref(),
+                    )
+                    .await?,
+                );
+            }
+        }
+        SearchPart::Segments { uuids } => {
+            let direct = match (task.direct, task.nprobes, &task.filter) {
+                (true, Some(nprobes), None) => {
+                    let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
+                    Some(
+                        DirectIndex::open_segments(
+                            location,
+                            &dataset,
+                            &task.column,
+                            &uuids,
+                            nprobes,
+                        )
+                        .await?,
+                    )
+                }
+                _ => None,
+            };
+            let segment_ids = uuids
                 .iter()
                 .map(|u| {
                     uuid::Uuid::parse_str(u)
                         .map_err(|e| Error::Internal(format!("segment id '{u}': {e}")))
                 })
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        SearchPart::Flat { .. } => None,
-    };
-    let direct = match (&task.part, task.direct, task.nprobes, &task.filter) {
-        (SearchPart::Segments { uuids }, true, Some(nprobes), None) => {
-            let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
-            Some(
-                DirectIndex::open_segments(location, &dataset, &task.column, &uuids, nprobes)
-                    .await?,
-            )
-        }
-        _ => None,
-    };
-    let mut hits = Vec::with_capacity(task.queries.rows());
-    for i in 0..task.queries.rows() {
-        if let Some(direct) = &direct {
-            let query = task.queries.row(i);
-            let found = direct
-                .candidates(location, &task.column, task.metric, query, task.fetch, None)
-                .await?;
-            if let Some(found) = found {
-                hits.push(found.into_iter().map(|(d, id)| (id, d)).collect());
-                continue;
+                .collect::<Result<Vec<_>>>()?;
+            for i in 0..task.queries.rows() {
+                let query = task.queries.row(i);
+                if let Some(direct) = &direct {
+                    let found = direct
+                        .candidates(location, &task.column, task.metric, query, task.fetch, None)
+                        .await?;
+                    if let Some(found) = found {
+                        hits.push(found.into_iter().map(|(d, id)| (id, d)).collect());
+                        continue;
+                    }
+                }
+                let err = |e| location.lance_error("vector search task", e);
+                let mut scanner = dataset.scan();
+                scanner.project(&[DISTANCE]).map_err(err)?;
+                scanner
+                    .nearest(
+                        &task.column,
+                        &Float32Array::from(query.to_vec()),
+                        task.fetch,
+                    )
+                    .map_err(err)?;
+                if let Some(n) = task.nprobes {
+                    scanner.nprobes(n);
+                }
+                if let Some(filter) = &task.filter {
+                    scanner.filter(filter).map_err(err)?;
+                    scanner.prefilter(true);
+                }
+                scanner
+                    .with_index_segments(segment_ids.clone())
+                    .map_err(err)?;
+                scanner.with_row_id();
+                let batch = scanner.try_into_batch().await.map_err(err)?;
+                hits.push(ids_and_distances(&batch)?);
             }
         }
-        let mut scanner = dataset.scan();
-        scanner.project(&[DISTANCE]).map_err(err)?;
-        scanner
-            .nearest(
-                &task.column,
-                &Float32Array::from(task.queries.row(i).to_vec()),
-                task.fetch,
-            )
-            .map_err(err)?;
-        if let Some(n) = task.nprobes {
-            scanner.nprobes(n);
-        }
-        if let Some(filter) = &task.filter {
-            scanner.filter(filter).map_err(err)?;
-            scanner.prefilter(true);
-        }
-        match (&segment_ids, &fragments) {
-            (Some(ids), _) => {
-                scanner.with_index_segments(ids.clone()).map_err(err)?;
-            }
-            (None, Some(frags)) => {
-                scanner.with_fragments(frags.clone());
-                scanner.use_index(false);
-                scanner.distance_metric(task.metric.to_lance());
-            }
-            (None, None) => {}
-        }
-        scanner.with_row_id();
-        let batch = scanner.try_into_batch().await.map_err(err)?;
-        hits.push(ids_and_distances(&batch)?);
     }
     Ok(VectorSearchOutput { hits })
+}
+
+/// The exact top `k` `(row id, distance)` of `query` among the rows of
+/// `fragments` (a flat scan through lance, which masks deleted rows and
+/// applies `filter` first).
+#[allow(clippy::too_many_arguments)]
+async fn flat_candidates(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    fragments: &[u32],
+    filter: Option<&str>,
+) -> Result<Vec<(u64, f32)>> {
+    let err = |e| location.lance_error("flat vector search", e);
+    let fragments: Vec<Fragment> = dataset
+        .fragments()
+        .iter()
+        .filter(|f| u32::try_from(f.id).is_ok_and(|id| fragments.contains(&id)))
+        .cloned()
+        .collect();
+    let mut scanner = dataset.scan();
+    scanner.project(&[DISTANCE]).map_err(err)?;
+    scanner
+        .nearest(column, &Float32Array::from(query.to_vec()), k)
+        .map_err(err)?;
+    if let Some(filter) = filter {
+        scanner.filter(filter).map_err(err)?;
+        scanner.prefilter(true);
+    }
+    scanner.with_fragments(fragments);
+    scanner.use_index(false);
+    scanner.distance_metric(metric.to_lance());
+    scanner.with_row_id();
+    let batch = scanner.try_into_batch().await.map_err(err)?;
+    ids_and_distances(&batch)
 }
 
 fn ids_and_distances(batch: &RecordBatch) -> Result<Vec<(u64, f32)>> {
@@ -1504,24 +1606,48 @@ mod tests {
         request.index = None;
         assert!(both_paths(&loc, &request).await.2);
         add_rows(fresh.path(), &loc, 300, 6, WriteMode::Append).await;
-        assert!(!both_paths(&loc, &request).await.2, "unindexed rows");
-        // Distributed, the new rows are a flat task and lance's plan searches
-        // the segments; the answer is the in-process one.
-        let tasks = distributed_tasks(&loc, &request).await;
-        assert!(tasks.iter().all(|t| !t.direct));
-        assert!(tasks
-            .iter()
-            .any(|t| matches!(t.part, SearchPart::Flat { .. })));
-        let distributed = distributed(&loc, &request).await;
-        let in_process = search_in_with(
-            &loc,
-            Arc::new(loc.open(None).await.unwrap()),
-            &request,
-            2,
-            true,
-        )
-        .await
-        .unwrap();
-        assert_same(&distributed, &in_process, "distributed with unindexed rows");
+        // Rows appended after the index: its segments are searched directly,
+        // the new fragments scanned exactly, as lance's plan does.
+        let (appended, _) = clustered_vectors(&ClusteredSpec::new(300, DIM, 40, 6)).unwrap();
+        for refine in [None, Some(2)] {
+            let mut with_new = request.clone();
+            with_new.refine_factor = refine;
+            let (fast, planned, direct) = both_paths(&loc, &with_new).await;
+            assert!(
+                direct,
+                "unindexed rows, refine {refine:?}: the direct path applies"
+            );
+            assert_same(
+                &fast,
+                &planned,
+                &format!("unindexed rows, refine {refine:?}"),
+            );
+            // A query equal to a new row finds it first: only the flat scan reaches it.
+            let mut exact = with_new.clone();
+            exact.queries = Matrix::new(DIM, appended.row(7).to_vec()).unwrap();
+            exact.columns = Some(vec![]);
+            let (fast_one, planned_one, _) = both_paths(&loc, &exact).await;
+            assert_same(
+                &fast_one,
+                &planned_one,
+                &format!("a new row, refine {refine:?}"),
+            );
+            assert_eq!(fast_one.results[0].hits[0].distance, 0.0);
+            // Distributed: segment tasks direct, the new rows a flat task.
+            let tasks = distributed_tasks(&loc, &with_new).await;
+            assert!(tasks
+                .iter()
+                .all(|t| t.direct == matches!(t.part, SearchPart::Segments { .. })));
+            assert!(tasks
+                .iter()
+                .any(|t| matches!(t.part, SearchPart::Flat { .. })));
+            segment_tasks_answer_as_planned(&loc, &with_new, "unindexed rows").await;
+            let distributed = distributed(&loc, &with_new).await;
+            assert_same(
+                &distributed,
+                &planned,
+                &format!("distributed, unindexed rows, refine {refine:?}"),
+            );
+        }
     }
 }
