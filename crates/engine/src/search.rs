@@ -169,9 +169,10 @@ struct ColumnIndex {
     /// Segments and the fragments each covers.
     segments: Vec<(String, Vec<u32>)>,
     /// Whether the index can be searched without a query plan (see
-    /// [`DirectIndex`]): its segments cover every fragment exactly once, no
-    /// row is deleted or overlaid, no remap is deferred, and its partitions
-    /// hold flat PQ / SQ / raw storage.
+    /// [`DirectIndex`]): no fragment is in two segments, no indexed row is
+    /// deleted or overlaid, no remap is deferred, and its partitions hold
+    /// flat PQ / SQ / raw storage. Fragments no segment covers are scanned
+    /// exactly beside it (`unindexed`).
     direct: bool,
     /// Fragments no segment covers (scanned exactly by every search).
     unindexed: Vec<u32>,
