@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-cargo build --quiet --bin lanceflow
-LANCEFLOW="$CARGO_TARGET_DIR/debug/lanceflow"
+cargo build --quiet --bin lanceflow-bench
+LANCEFLOW_BENCH="$CARGO_TARGET_DIR/debug/lanceflow-bench"
 WORK="${LANCEFLOW_WORK:-out}"
 mkdir -p "$WORK"
 MAX_ROWS="${MAX_ROWS:-10000}"
@@ -27,7 +27,7 @@ PY
   fi
 fi
 echo "input: $INPUT ($(wc -l < "$INPUT") rows), max rows per file $MAX_ROWS, $REPEAT runs, $(nproc) cores"
-"$LANCEFLOW" bench ingest "$INPUT" --max-rows-per-file "$MAX_ROWS" --repeat "$REPEAT"
+"$LANCEFLOW_BENCH" ingest "$INPUT" --max-rows-per-file "$MAX_ROWS" --repeat "$REPEAT"
 if python3 -c "import lance" >/dev/null 2>&1; then
   python3 scripts/bench_pylance_ingest.py "$INPUT" "$MAX_ROWS" "$REPEAT"
 else

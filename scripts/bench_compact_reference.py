@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Reference figures for `lanceflow bench maintain`: compaction of copies of the
-same dataset (as `bench maintain` left it just before its own compaction) with
+"""Reference figures for `lanceflow-bench maintain`: compaction of copies of the
+same dataset (as `lanceflow-bench maintain` left it just before its own compaction) with
 pylance's `optimize.compact_files` (one process) and lance-ray's `compact_files`
 (distributed over WORKERS Ray workers), when installed; default options, as
 lanceflow's run.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference figures for `lanceflow bench text`: full-text (INVERTED) index build
+"""Reference figures for `lanceflow-bench text`: full-text (INVERTED) index build
 time on copies of the same dataset with pylance (one process) and lance-ray's
 `create_scalar_index` (distributed over WORKERS Ray workers), when installed.
 

@@ -1,4 +1,4 @@
-"""Reference figure for `lanceflow bench ingest`: pylance's write_dataset on
+"""Reference figure for `lanceflow-bench ingest`: pylance's write_dataset on
 the same JSONL file, with the same rows per fragment. Prints one JSON line.
 
 Usage: python3 scripts/bench_pylance_ingest.py INPUT.jsonl [MAX_ROWS_PER_FILE] [REPEAT] [--json]

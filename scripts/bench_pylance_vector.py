@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Reference figures for `lanceflow bench vector`: the same data through pylance
+"""Reference figures for `lanceflow-bench vector`: the same data through pylance
 (single process) and, when installed, lance-ray (Ray, 2 workers).
 
 Usage: bench_pylance_vector.py DATA_DIR [--partitions 316] [--sub-vectors 48] [--workers 2]
                                [--serve | --ray-only]
-DATA_DIR is what `lanceflow bench vector --scratch DIR` kept: vectors.parquet, queries.npy.
+DATA_DIR is what `lanceflow-bench vector --scratch DIR` kept: vectors.parquet, queries.npy.
 Prints one JSON object.
 
---serve: the co-process of `lanceflow bench vector`, which interleaves its own search
+--serve: the co-process of `lanceflow-bench vector`, which interleaves its own search
 rounds with pylance's so that both see the same machine (timings on a shared machine
 drift by tens of percent within a minute). Builds pylance's index, prints one JSON line,
 then answers each line read from stdin: `own` (search pylance's index) or `ours` (search
@@ -17,13 +17,26 @@ JSON line with the latency of each query and the recall; `quit` ends.
 """
 import argparse
 import json
+import math
 import os
 import shutil
+import statistics
 import sys
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
+
+
+def p50(lat):
+    """The median (mean of the two middle values for an even count), as
+    lanceflow-bench reports p50 (crates/bench/src/stats.rs)."""
+    return statistics.median(lat)
+
+
+def p99(lat):
+    """Nearest rank, as lanceflow-bench reports it: sorted[ceil(0.99 n) - 1]."""
+    return sorted(lat)[max(1, math.ceil(99 * len(lat) / 100)) - 1]
 
 
 def recall(truth, found):
@@ -86,10 +99,9 @@ def main():
 
     def measure(ds, label):
         lat, rec = search_all(warm(ds))
-        lat.sort()
         out[f"{label}_recall_at_k"] = rec
-        out[f"{label}_p50_ms"] = lat[len(lat) // 2]
-        out[f"{label}_p99_ms"] = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+        out[f"{label}_p50_ms"] = p50(lat)
+        out[f"{label}_p99_ms"] = p99(lat)
 
     if not args.ray_only:
         uri = os.path.join(args.data_dir, "pylance.lance")
@@ -147,8 +159,7 @@ def main():
                                                        "refine_factor": args.refine},
                                         columns=["id"], num_workers=args.workers)
                 lat.append((time.perf_counter() - t) * 1000)
-            lat.sort()
-            out["lance_ray_vector_search_p50_ms"] = lat[len(lat) // 2]
+            out["lance_ray_vector_search_p50_ms"] = p50(lat)
             ray.shutdown()
     print(json.dumps(out, indent=2))
 

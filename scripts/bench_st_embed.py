@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference figure for `lanceflow bench embed`: sentence-transformers on
+"""Reference figure for `lanceflow-bench embed`: sentence-transformers on
 PyTorch CPU, same texts, same thread count.
 
 Usage: bench_st_embed.py MODEL_DIR TEXTS_JSON THREADS BATCH OUT_NPY

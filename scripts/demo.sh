@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 LANCEFLOW="$CARGO_TARGET_DIR/debug/lanceflow"
+LANCEFLOW_BENCH="$CARGO_TARGET_DIR/debug/lanceflow-bench"
 WORK="${LANCEFLOW_WORK:-out}"
 mkdir -p "$WORK"
 
@@ -86,8 +87,9 @@ echo "the whole workflow from one file (examples/wordnet.toml):"
 
 # The online retrieval service, loaded like the seed's online RAG test: 36
 # concurrent clients send text questions (embedding + search) over HTTP to
-# `lanceflow serve`, run in-process on a free loopback port; QPS and latency
+# `lanceflow serve`, run in-process on a free loopback port by the benchmark
+# binary (lanceflow-bench, built by scripts/setup.sh); QPS and latency
 # percentiles per mode, next to the same requests run in-process.
 echo "online retrieval (lanceflow serve) under load:"
-"$LANCEFLOW" bench serve --dataset "$WORK/wordnet.lance" --mode vector,hybrid \
+"$LANCEFLOW_BENCH" serve --dataset "$WORK/wordnet.lance" --mode vector,hybrid \
   --concurrency 36 --requests 5000 --nprobes 20 --columns title,text

@@ -49,7 +49,7 @@ if ! python3 -c "import ray.data, pytest, lance, maturin" >/dev/null 2>&1; then
 fi
 
 source scripts/env.sh
-echo "setup: building lanceflow (target dir: $CARGO_TARGET_DIR)" >&2
-cargo build --quiet --bin lanceflow
+echo "setup: building lanceflow and lanceflow-bench (target dir: $CARGO_TARGET_DIR)" >&2
+cargo build --quiet --bin lanceflow --bin lanceflow-bench
 echo "setup: building and installing the Python wheel" >&2
 bash scripts/build-python.sh >/dev/null

@@ -3,6 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lanceflow::embedding::Backend;
+use lanceflow::index::scalar::ScalarIndexType;
+use lanceflow::index::vector::{Training, VectorIndexType};
+use lanceflow::ingest::input::InputFormat;
+use lanceflow::ingest::WriteMode;
+use lanceflow::search::hybrid::Fusion;
+use lanceflow::Metric;
 
 /// lanceflow: raw text to a searchable vector knowledge base in Lance.
 #[derive(Debug, Parser)]
@@ -63,14 +70,14 @@ pub enum ExecutorKind {
 }
 
 /// Who trains the IVF centroids and the PQ codebook.
-#[derive(Debug, Args, Clone, Default)]
+#[derive(Debug, Args, Clone)]
 pub struct TrainingArgs {
     /// Who trains the IVF centroids and PQ codebook: `distributed` runs the
     /// k-means iterations and PQ sub-quantizers as tasks on the workers,
     /// `lance` runs the lance crate's trainers on the driver, `auto` (the
     /// default) is `distributed` up to 1024 partitions and `lance` above.
-    #[arg(long, value_enum, default_value_t = TrainingKind::Auto)]
-    pub training: TrainingKind,
+    #[arg(long, default_value = "auto", value_name = "auto|distributed|lance")]
+    pub training: Training,
     /// Same as `--training distributed` (kept for earlier scripts).
     #[arg(long, hide = true, conflicts_with = "training")]
     pub distributed_training: bool,
@@ -78,29 +85,13 @@ pub struct TrainingArgs {
 
 impl TrainingArgs {
     /// The engine's setting.
-    pub fn training(&self) -> lanceflow::vector_index::Training {
-        use lanceflow::vector_index::Training;
+    pub fn training(&self) -> Training {
         if self.distributed_training {
-            return Training::Distributed;
-        }
-        match self.training {
-            TrainingKind::Auto => Training::Auto,
-            TrainingKind::Lance => Training::Lance,
-            TrainingKind::Distributed => Training::Distributed,
+            Training::Distributed
+        } else {
+            self.training
         }
     }
-}
-
-/// `--training` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum TrainingKind {
-    /// `distributed` up to 1024 partitions, `lance` above.
-    #[default]
-    Auto,
-    /// The lance crate's trainers, on the driver.
-    Lance,
-    /// Tasks on the workers.
-    Distributed,
 }
 
 /// Time travel: which version to read.
@@ -203,9 +194,6 @@ pub enum Command {
     /// Serve vector, full-text and hybrid search over HTTP (JSON API, see
     /// crates/cli/openapi.json).
     Serve(Box<ServeArgs>),
-    /// Benchmarks (throughput figures, not tests).
-    #[command(subcommand)]
-    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -251,12 +239,12 @@ pub struct IngestArgs {
     /// Target dataset URI.
     #[arg(long, value_name = "URI")]
     pub to: String,
-    /// Input format (default: from file extensions).
-    #[arg(long, value_parser = ["jsonl", "parquet", "csv", "arrow"])]
-    pub format: Option<String>,
+    /// Input format (default: from file extensions): jsonl, parquet, csv or arrow.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<InputFormat>,
     /// create (fail if it exists), append, or overwrite.
-    #[arg(long, default_value = "create", value_parser = ["create", "append", "overwrite"])]
-    pub mode: String,
+    #[arg(long, default_value = "create", value_name = "create|append|overwrite")]
+    pub mode: WriteMode,
     /// Most rows in one fragment (fragments are the unit of parallelism).
     #[arg(long, value_name = "N", default_value_t = lanceflow::ingest::DEFAULT_MAX_ROWS_PER_FILE)]
     pub max_rows_per_file: usize,
@@ -274,8 +262,8 @@ pub struct ModelArgs {
     pub model: Option<PathBuf>,
     /// Encoder implementation: auto (ONNX Runtime when installed, else
     /// native), ort, native (pure Rust) or candle.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "ort", "native", "candle"])]
-    pub backend: String,
+    #[arg(long, default_value = "auto", value_name = "auto|ort|native|candle")]
+    pub backend: Backend,
     /// ONNX export of the model for the ort backend (default:
     /// MODEL/onnx/model.onnx, written by scripts/export_onnx.py, or
     /// $LANCEFLOW_ONNX_MODEL).
@@ -290,11 +278,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    pub fn options(&self) -> lanceflow::embedder::EmbedderOptions {
-        let mut o = lanceflow::embedder::EmbedderOptions {
+    pub fn options(&self) -> lanceflow::embedding::EmbedderOptions {
+        let mut o = lanceflow::embedding::EmbedderOptions {
             model_dir: self.model.clone(),
             onnx: self.onnx.clone(),
-            backend: lanceflow::embedder::Backend::parse(&self.backend).unwrap_or_default(),
+            backend: self.backend,
             ..Default::default()
         };
         if let Some(t) = self.threads {
@@ -398,7 +386,7 @@ pub struct ScalarIndexArgs {
     pub column: String,
     /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM or ZONEMAP.
     #[arg(long = "type", value_name = "TYPE")]
-    pub index_type: String,
+    pub index_type: ScalarIndexType,
     /// Index name (default: <column>_idx).
     #[arg(long)]
     pub name: Option<String>,
@@ -452,11 +440,11 @@ pub struct VectorIndexArgs {
     #[arg(long, default_value = "vector")]
     pub column: String,
     /// IVF_FLAT, IVF_SQ, IVF_PQ, IVF_HNSW_SQ or IVF_HNSW_PQ.
-    #[arg(long = "type", default_value = "IVF_PQ")]
-    pub index_type: String,
+    #[arg(long = "type", default_value = "IVF_PQ", value_name = "TYPE")]
+    pub index_type: VectorIndexType,
     /// l2, cosine or dot.
-    #[arg(long, default_value = "l2")]
-    pub metric: String,
+    #[arg(long, default_value = "l2", value_name = "METRIC")]
+    pub metric: Metric,
     /// IVF partitions (default: sqrt(rows), clamped to [16, 4096]).
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
@@ -520,23 +508,16 @@ pub enum SearchCommand {
     Hybrid(Box<HybridSearchArgs>),
 }
 
-#[derive(Debug, Args)]
-pub struct TextSearchArgs {
+/// What every search names: the dataset and version, how many hits, a
+/// filter, and the columns returned.
+#[derive(Debug, Args, Clone)]
+pub struct SearchScope {
     /// Dataset URI.
     pub uri: String,
-    /// The words to search for.
-    #[arg(long)]
-    pub query: String,
-    /// Hits to return.
+    /// Hits to return (per query).
     #[arg(long, short = 'k', default_value_t = 10)]
     pub k: usize,
-    /// Indexed text columns to search (default: every full-text-indexed column).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub search_columns: Option<Vec<String>>,
-    /// Match the words as one phrase (the index needs --with-position).
-    #[arg(long)]
-    pub phrase: bool,
-    /// SQL predicate applied before ranking.
+    /// SQL predicate applied before ranking, e.g. "category = 'noun'".
     #[arg(long)]
     pub filter: Option<String>,
     /// Columns to return (default: every non-vector column).
@@ -546,10 +527,39 @@ pub struct TextSearchArgs {
     pub at: VersionArgs,
 }
 
+/// How the vector index is searched (vector and hybrid search).
+#[derive(Debug, Args, Clone)]
+pub struct VectorLegArgs {
+    /// Vector column (default: the dataset's only vector column).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// IVF partitions probed.
+    #[arg(long)]
+    pub nprobes: Option<usize>,
+    /// Re-rank k × F candidates by exact distance.
+    #[arg(long, value_name = "F")]
+    pub refine_factor: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TextSearchArgs {
+    #[command(flatten)]
+    pub scope: SearchScope,
+    /// The words to search for.
+    #[arg(long)]
+    pub query: String,
+    /// Indexed text columns to search (default: every full-text-indexed column).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub search_columns: Option<Vec<String>>,
+    /// Match the words as one phrase (the index needs --with-position).
+    #[arg(long)]
+    pub phrase: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct HybridSearchArgs {
-    /// Dataset URI.
-    pub uri: String,
+    #[command(flatten)]
+    pub scope: SearchScope,
     /// The query: searched as words and, embedded, as a vector.
     #[arg(long, value_name = "TEXT")]
     pub query_text: String,
@@ -558,20 +568,19 @@ pub struct HybridSearchArgs {
     pub query_vector: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Fused hits to return.
-    #[arg(long, short = 'k', default_value_t = 10)]
-    pub k: usize,
+    #[command(flatten)]
+    pub vector: VectorLegArgs,
     /// Depth of the vector leg.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = lanceflow::search::hybrid::DEFAULT_LEG_K)]
     pub vector_k: usize,
     /// Depth of the text leg.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = lanceflow::search::hybrid::DEFAULT_LEG_K)]
     pub text_k: usize,
     /// rrf (reciprocal rank fusion) or linear (min-max normalised scores).
-    #[arg(long, default_value = "rrf")]
-    pub fusion: String,
+    #[arg(long, default_value = "rrf", value_name = "rrf|linear")]
+    pub fusion: Fusion,
     /// RRF constant k.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = lanceflow::search::hybrid::DEFAULT_RRF_K)]
     pub rrf_k: f64,
     /// Weights of the vector and text legs.
     #[arg(
@@ -581,35 +590,18 @@ pub struct HybridSearchArgs {
         default_value = "1,1"
     )]
     pub weights: Vec<f64>,
-    /// Vector column (default: the dataset's only vector column).
-    #[arg(long)]
-    pub column: Option<String>,
     /// Indexed text columns to search (default: every full-text-indexed column).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub search_columns: Option<Vec<String>>,
-    /// IVF partitions probed.
-    #[arg(long)]
-    pub nprobes: Option<usize>,
-    /// Re-rank refine × k candidates by exact distance.
-    #[arg(long, value_name = "F")]
-    pub refine_factor: Option<u32>,
-    /// SQL predicate applied to both legs before ranking.
-    #[arg(long)]
-    pub filter: Option<String>,
-    /// Columns to return (default: every non-vector column).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub columns: Option<Vec<String>>,
     /// Print each leg's latency.
     #[arg(long)]
     pub timings: bool,
-    #[command(flatten)]
-    pub at: VersionArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VectorSearchArgs {
-    /// Dataset URI.
-    pub uri: String,
+    #[command(flatten)]
+    pub scope: SearchScope,
     /// Query vector(s): inline JSON ([..] or [[..],..]), a .npy file or a JSON file.
     #[arg(
         long,
@@ -626,35 +618,17 @@ pub struct VectorSearchArgs {
     pub query_text: Vec<String>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Vector column (default: the dataset's only vector column).
-    #[arg(long)]
-    pub column: Option<String>,
-    /// Hits per query.
-    #[arg(long, short = 'k', default_value_t = 10)]
-    pub k: usize,
-    /// IVF partitions probed.
-    #[arg(long)]
-    pub nprobes: Option<usize>,
-    /// Re-rank k × F candidates by exact distance.
-    #[arg(long, value_name = "F")]
-    pub refine_factor: Option<u32>,
-    /// SQL predicate applied before ranking, e.g. "category = 'noun'".
-    #[arg(long)]
-    pub filter: Option<String>,
-    /// Columns to return (default: all but the vector column).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub columns: Option<Vec<String>>,
+    #[command(flatten)]
+    pub vector: VectorLegArgs,
     /// Metric (must match the index's; for flat search without an index).
-    #[arg(long)]
-    pub metric: Option<String>,
+    #[arg(long, value_name = "METRIC")]
+    pub metric: Option<Metric>,
     /// Use this index (default: the column's vector index).
     #[arg(long)]
     pub index: Option<String>,
     /// Plan the search as tasks by index-segment ownership and merge a global top-k.
     #[arg(long)]
     pub distributed: bool,
-    #[command(flatten)]
-    pub at: VersionArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -719,224 +693,4 @@ pub enum ConvertCommand {
         #[arg(long)]
         sample: Option<usize>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Ingest throughput: ingest a file into a fresh dataset, repeat, report rows/s.
-    Ingest {
-        /// Input file.
-        input: PathBuf,
-        /// Most rows per fragment.
-        #[arg(long, default_value_t = 10_000)]
-        max_rows_per_file: usize,
-        /// Runs (the best and the median are reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-        /// Scratch directory for the datasets (default: a temp dir).
-        #[arg(long)]
-        scratch: Option<PathBuf>,
-    },
-    /// Vector index: build time, recall@10 against brute force, search latency.
-    Vector(Box<BenchVectorArgs>),
-    /// Maintenance: optimise after an append vs a full rebuild, compaction, search p50.
-    Maintain(BenchMaintainArgs),
-    /// Embedding throughput (WordNet glosses, long paragraphs) vs sentence-transformers.
-    Embed(Box<BenchEmbedArgs>),
-    /// Full-text index build and full-text / vector / hybrid query latency, on a copy
-    /// of a dataset with text and vectors.
-    Text(Box<BenchTextArgs>),
-    /// Load test of the retrieval service: QPS and latency percentiles at a
-    /// concurrency, next to the in-process latency of the same requests.
-    Serve(Box<BenchServeArgs>),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchServeArgs {
-    /// A running service (e.g. http://127.0.0.1:8080). Without it, --dataset
-    /// is served in this process on a free loopback port.
-    #[arg(long, value_name = "URL", required_unless_present = "dataset")]
-    pub url: Option<String>,
-    /// Dataset to serve in-process (also measures the in-process latency).
-    #[arg(long, value_name = "URI")]
-    pub dataset: Option<String>,
-    /// Concurrent clients (each with one keep-alive connection).
-    #[arg(long, default_value_t = 36)]
-    pub concurrency: usize,
-    /// Requests in all (after the warm-up).
-    #[arg(long, default_value_t = 5000)]
-    pub requests: usize,
-    /// Each mode's requests run in this many slices, the modes taking turns.
-    #[arg(long, default_value_t = 4)]
-    pub rounds: usize,
-    /// Warm-up requests (not measured).
-    #[arg(long, default_value_t = 50)]
-    pub warmup: usize,
-    /// Modes to measure in turn: vector, text, hybrid (comma-separated).
-    #[arg(long, default_value = "vector", value_delimiter = ',', value_parser = ["vector", "text", "hybrid"])]
-    pub mode: Vec<String>,
-    /// Query texts, one per line (default: built-in questions).
-    #[arg(long, value_name = "FILE")]
-    pub queries: Option<PathBuf>,
-    /// Hits per query.
-    #[arg(short = 'k', long, default_value_t = 10)]
-    pub k: usize,
-    /// IVF partitions probed.
-    #[arg(long)]
-    pub nprobes: Option<usize>,
-    /// Refine factor.
-    #[arg(long)]
-    pub refine_factor: Option<u32>,
-    /// Columns to return (default: every non-vector column).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub columns: Option<Vec<String>>,
-    /// Environment variable holding the service's API key.
-    #[arg(long, value_name = "NAME")]
-    pub api_key_env: Option<String>,
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchMaintainArgs {
-    /// Rows in the end (clustered unit vectors).
-    #[arg(long, default_value_t = 100_000)]
-    pub rows: usize,
-    /// Dimension.
-    #[arg(long, default_value_t = 384)]
-    pub dim: usize,
-    /// Fragments in the end (rows / fragments rows each).
-    #[arg(long, default_value_t = 40)]
-    pub fragments: usize,
-    /// Share of the rows appended after the index is built.
-    #[arg(long, default_value_t = 0.1)]
-    pub append_share: f64,
-    /// Vector index type.
-    #[arg(long = "type", default_value = "IVF_PQ")]
-    pub index_type: String,
-    /// IVF partitions probed by the timed searches.
-    #[arg(long, default_value_t = 20)]
-    pub nprobes: usize,
-    /// Scratch directory (default: a temp dir); keeps a copy of the dataset
-    /// before compaction for reference tools.
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchTextArgs {
-    /// A local dataset with a text column and an indexed vector column (e.g. the
-    /// demo's out/wordnet.lance); it is copied first, never modified.
-    pub uri: String,
-    /// Text column to index.
-    #[arg(long, default_value = "text")]
-    pub column: String,
-    /// Column whose values (spread over the dataset) are the queries.
-    #[arg(long, default_value = "title")]
-    pub query_column: String,
-    /// Queries.
-    #[arg(long, default_value_t = 50)]
-    pub queries: usize,
-    /// Timed rounds over the queries (after one warm-up round).
-    #[arg(long, default_value_t = 2)]
-    pub repeat: usize,
-    /// Hits per query.
-    #[arg(short = 'k', long, default_value_t = 10)]
-    pub k: usize,
-    /// IVF partitions probed by the vector leg.
-    #[arg(long, default_value_t = 20)]
-    pub nprobes: usize,
-    /// Scratch directory for the copy (default: a temp dir).
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchEmbedArgs {
-    /// WordNet database directory (the texts).
-    #[arg(long, default_value = lanceflow::corpus::DEFAULT_WORDNET_DIR)]
-    pub dict: PathBuf,
-    /// Short texts (WordNet glosses).
-    #[arg(long, default_value_t = 5000)]
-    pub short: usize,
-    /// Long paragraphs (at least 200 tokens each).
-    #[arg(long, default_value_t = 2000)]
-    pub long: usize,
-    /// Skip the sentence-transformers reference.
-    #[arg(long)]
-    pub no_reference: bool,
-    /// Backends to measure.
-    #[arg(long, value_delimiter = ',', default_value = "auto,native")]
-    pub backends: Vec<String>,
-    /// Scratch directory (default: a temp dir).
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
-    #[command(flatten)]
-    pub model: ModelArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchVectorArgs {
-    /// Rows of clustered vectors to generate.
-    #[arg(long, default_value_t = 100_000)]
-    pub rows: usize,
-    /// Dimension.
-    #[arg(long, default_value_t = 384)]
-    pub dim: usize,
-    /// Cluster centres of the generator.
-    #[arg(long, default_value_t = 1000)]
-    pub clusters: usize,
-    /// Rows per fragment.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_rows_per_file: usize,
-    /// Index type.
-    #[arg(long = "type", default_value = "IVF_PQ")]
-    pub index_type: String,
-    /// Metric.
-    #[arg(long, default_value = "l2")]
-    pub metric: String,
-    /// IVF partitions (default: sqrt(rows)).
-    #[arg(long)]
-    pub partitions: Option<usize>,
-    /// PQ sub-vectors (default: dim/8).
-    #[arg(long)]
-    pub sub_vectors: Option<usize>,
-    /// Queries (taken from the generator with another seed).
-    #[arg(long, default_value_t = 200)]
-    pub queries: usize,
-    /// Hits per query.
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    /// Partitions probed.
-    #[arg(long, default_value_t = 10)]
-    pub nprobes: usize,
-    /// Refine factor (0: none).
-    #[arg(long, default_value_t = 5)]
-    pub refine_factor: u32,
-    /// Seed.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    #[command(flatten)]
-    pub training: TrainingArgs,
-    /// At most R rows per index segment (see `index vector --rows-per-segment`).
-    #[arg(long, value_name = "R")]
-    pub rows_per_segment: Option<u64>,
-    /// Commit one segment per build task (see `index vector --keep-segments`).
-    #[arg(long)]
-    pub keep_segments: bool,
-    /// Use this dataset (with a `vector` column) instead of generating one; it is indexed in place.
-    #[arg(long)]
-    pub dataset: Option<String>,
-    /// Search rounds: every query once per round. With pylance installed, its
-    /// rounds alternate with lanceflow's (scripts/bench_pylance_vector.py).
-    #[arg(long, default_value_t = 5)]
-    pub rounds: usize,
-    /// Skip pylance's side-by-side figures even when pylance is installed.
-    #[arg(long)]
-    pub no_reference: bool,
-    /// Scratch directory (default: a temp dir).
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
 }

@@ -8,15 +8,11 @@
 //! Every error prints its message (which names the fix) and exits with code 2;
 //! an internal error (a bug) exits with 1; a closed stdout pipe exits 0.
 
-mod args;
-mod bench;
-mod bench_embed;
-mod bench_maintain;
-mod bench_serve;
-mod bench_text;
-mod commands;
+pub mod args;
+pub mod commands;
 mod pipeline;
-mod render;
+pub mod render;
+pub mod requests;
 pub mod serve;
 
 use std::ffi::OsString;
@@ -27,7 +23,9 @@ use std::sync::Arc;
 use clap::Parser;
 use lanceflow::Executor;
 
-pub use args::{Cli, ExecutorKind};
+pub use args::{Cli, ExecutorKind, GlobalArgs, ModelArgs, TrainingArgs};
+pub use commands::{embed_texts, print_json, Context};
+pub use render::reports::{human_bytes, segments_text};
 
 /// Builds the executor for `--executor ray` (the Python package provides it).
 pub trait ExecutorFactory: Send + Sync {

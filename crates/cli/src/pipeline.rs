@@ -1,10 +1,12 @@
 //! `lanceflow pipeline CONFIG.toml`: the whole seed workflow from one file.
 //!
-//! Each stage is an ordinary command line run in-process (so the pipeline
-//! accepts and rejects exactly what the commands do), timed, and recorded in
-//! a state file once it succeeded; re-running skips finished stages. The
-//! append stage records the version it starts from, so an append whose
-//! commit landed but whose state write did not is recognised, not repeated.
+//! Each stage builds the engine's typed request from the file (with the same
+//! defaults the commands have), calls the same engine function the command
+//! calls, on the executor of the global options, and reads its typed report.
+//! A finished stage is timed and recorded in a state file; re-running skips
+//! finished stages. The append stage records the version it starts from, so
+//! an append whose commit landed but whose state write did not is
+//! recognised, not repeated.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,10 +14,22 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
+use lanceflow::compact::CompactRequest;
+use lanceflow::dataset::versions::VersionInfo;
+use lanceflow::embed::{EmbedRequest, TextSource};
+use lanceflow::embedding::EmbedderOptions;
+use lanceflow::index::optimize::OptimizeRequest;
+use lanceflow::index::scalar::{ScalarIndexRequest, ScalarIndexType};
+use lanceflow::index::vector::{VectorIndexRequest, VectorIndexType};
+use lanceflow::ingest::{IngestRequest, WriteMode};
+use lanceflow::progress::NoProgress;
+use lanceflow::search::hybrid::HybridRequest;
+use lanceflow::search::text::TextSearchRequest;
+use lanceflow::search::VectorSearchRequest;
+use lanceflow::{Location, Metric};
 use serde::{Deserialize, Serialize};
 
-use crate::args::GlobalArgs;
-use crate::ExecutorFactory;
+use crate::commands::{embed_with, Context};
 
 /// The pipeline file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -203,36 +217,30 @@ struct State {
     append_from_version: Option<u64>,
 }
 
-/// Run the pipeline file at `path`.
-pub async fn run(
-    global: &GlobalArgs,
-    path: &Path,
-    report: Option<&Path>,
-    state_path: Option<&Path>,
-    restart: bool,
-    remote: Option<&dyn ExecutorFactory>,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// The files a pipeline run reads and writes.
+pub struct PipelineFiles<'a> {
+    /// The pipeline file.
+    pub config: &'a Path,
+    /// Where to write the JSON report, if anywhere.
+    pub report: Option<&'a Path>,
+    /// The state file (default: next to a local dataset).
+    pub state: Option<&'a Path>,
+    /// Ignore an earlier run's state.
+    pub restart: bool,
+}
+
+/// Run the pipeline file `files.config` with the global options of `ctx`.
+pub async fn run(ctx: &Context, files: &PipelineFiles<'_>, out: &mut dyn Write) -> Result<()> {
+    let path = files.config;
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(format!("cannot read pipeline file {}: {e}", path.display())))?;
     let config: PipelineConfig = toml::from_str(&text)
         .map_err(|e| invalid(format!("pipeline file {}: {e}", path.display())))?;
-    let state_path = match state_path {
-        Some(p) => p.to_path_buf(),
-        None if !config.dataset.contains("://") => PathBuf::from(format!(
-            "{}.pipeline-state.json",
-            config.dataset.trim_end_matches('/')
-        )),
-        None => {
-            return Err(invalid(format!(
-                "the dataset {} is not on local disk: give --state FILE for the pipeline's state",
-                config.dataset
-            )))
-        }
-    };
+    let plan = Plan::new(ctx, &config)?;
+    let state_path = state_path(&config, files.state)?;
     let canonical = toml::to_string(&config).context("serialize the pipeline config")?;
     let mut state = match std::fs::read_to_string(&state_path) {
-        Ok(s) if !restart => serde_json::from_str::<State>(&s).map_err(|e| {
+        Ok(s) if !files.restart => serde_json::from_str::<State>(&s).map_err(|e| {
             invalid(format!(
                 "corrupt state file {}: {e}; rerun with --restart",
                 state_path.display()
@@ -250,144 +258,139 @@ pub async fn run(
     state.config = canonical;
 
     let mut runner = Runner {
-        global,
-        remote,
+        ctx,
         out,
         state,
         state_path,
         results: Vec::new(),
     };
-    let uri = config.dataset.clone();
-    let input = |p: &Path| p.to_string_lossy().into_owned();
-
-    let mut args = vec![
-        "ingest".to_string(),
-        input(&config.input.path),
-        "--to".into(),
-        uri.clone(),
-    ];
-    args.extend(["--mode".into(), "overwrite".into()]);
-    push_opt(
-        &mut args,
-        "--max-rows-per-file",
-        config.input.rows_per_fragment,
-    );
-    runner.stage("ingest", &args, &["rows_written"]).await?;
-
-    let embed_args = embed_args(&config, &uri);
-    runner.stage("embed", &embed_args, &["rows"]).await?;
-
-    let vi = &config.vector_index;
-    let mut args = vec!["index".into(), "vector".into(), uri.clone()];
-    args.extend(["--column".into(), config.embedding.to_column.clone()]);
-    args.extend([
-        "--type".into(),
-        vi.index_type.clone(),
-        "--metric".into(),
-        vi.metric.clone(),
-    ]);
-    push_opt(&mut args, "--partitions", vi.partitions);
-    push_opt(&mut args, "--sub-vectors", vi.sub_vectors);
-    runner
-        .stage("vector_index", &args, &["rows_indexed"])
-        .await?;
-
-    for column in &config.fts.columns {
-        let mut args = vec!["index".into(), "scalar".into(), uri.clone()];
-        args.extend([
-            "--column".into(),
-            column.clone(),
-            "--type".into(),
-            "INVERTED".into(),
-        ]);
-        if config.fts.with_position {
-            args.push("--with-position".into());
-        }
+    runner.build(&config, &plan).await?;
+    runner.searches(&config, &plan, "search").await?;
+    if let Some(append) = &plan.append {
+        runner.append(&plan.location, append).await?;
+        runner.embed("embed_new_rows", &plan).await?;
+        runner.optimize(&plan.location).await?;
+    }
+    if let Some(compact) = &plan.compact {
+        runner.compact(&plan.location, compact).await?;
+    }
+    if plan.append.is_some() {
         runner
-            .stage(&format!("fts_index({column})"), &args, &["rows_indexed"])
+            .searches(&config, &plan, "search_after_append")
             .await?;
     }
 
-    runner.searches(&config, &uri, "search").await?;
-
-    if let Some(append) = &config.append {
-        runner
-            .append(&uri, &input(&append.path), append.rows_per_fragment)
-            .await?;
-        runner
-            .stage("embed_new_rows", &embed_args, &["rows"])
-            .await?;
-        runner
-            .stage(
-                "optimize_indexes",
-                &["optimize".into(), uri.clone()],
-                &["rows_indexed"],
-            )
-            .await?;
-    }
-    if config.compaction.enabled {
-        let mut args = vec!["compact".into(), uri.clone()];
-        push_opt(
-            &mut args,
-            "--target-rows-per-fragment",
-            config.compaction.target_rows_per_fragment,
-        );
-        runner.stage("compact", &args, &["rows_rewritten"]).await?;
-    }
-    if config.append.is_some() {
-        runner
-            .searches(&config, &uri, "search_after_append")
-            .await?;
-    }
-
-    let history = runner.command(&["versions".into(), uri.clone()]).await?.0;
+    let history = lanceflow::dataset::versions::versions(&plan.location).await?;
     let results = std::mem::take(&mut runner.results);
     let out = runner.out;
     print_table(out, &results)?;
     writeln!(out)?;
-    writeln!(out, "version history of {uri}:")?;
-    for v in history.as_array().into_iter().flatten() {
+    writeln!(out, "version history of {}:", config.dataset)?;
+    for v in &history {
         writeln!(
             out,
             "  {:>4}  {:<22} {:>9} rows  {:>4} fragments",
-            v["version"].as_u64().unwrap_or(0),
-            v["operation"].as_str().unwrap_or(""),
-            v["rows"].as_u64().unwrap_or(0),
-            v["fragments"].as_u64().unwrap_or(0)
+            v.version, v.operation, v.rows, v.fragments
         )?;
     }
-    if let Some(report) = report {
-        let value = serde_json::json!({ "dataset": uri, "stages": results, "versions": history });
+    if let Some(report) = files.report {
+        let value = serde_json::json!({
+            "dataset": config.dataset, "stages": results, "versions": history,
+        });
         std::fs::write(report, serde_json::to_string_pretty(&value)?)
             .map_err(|e| invalid(format!("cannot write report {}: {e}", report.display())))?;
     }
     Ok(())
 }
 
-fn embed_args(config: &PipelineConfig, uri: &str) -> Vec<String> {
-    let e = &config.embedding;
-    let mut args = vec![
-        "embed".into(),
-        uri.to_string(),
-        "--to-column".into(),
-        e.to_column.clone(),
-    ];
-    if let Some(c) = &e.column {
-        args.extend(["--column".into(), c.clone()]);
+/// Where the run's state is kept: `--state`, else next to a local dataset.
+fn state_path(config: &PipelineConfig, explicit: Option<&Path>) -> Result<PathBuf> {
+    match explicit {
+        Some(p) => Ok(p.to_path_buf()),
+        None if !config.dataset.contains("://") => Ok(PathBuf::from(format!(
+            "{}.pipeline-state.json",
+            config.dataset.trim_end_matches('/')
+        ))),
+        None => Err(invalid(format!(
+            "the dataset {} is not on local disk: give --state FILE for the pipeline's state",
+            config.dataset
+        ))),
     }
-    if let Some(t) = &e.template {
-        args.extend(["--template".into(), t.clone()]);
-    }
-    if let Some(m) = &e.model {
-        args.extend(["--model".into(), m.to_string_lossy().into_owned()]);
-    }
-    args
 }
 
-fn push_opt(args: &mut Vec<String>, flag: &str, value: Option<usize>) {
-    if let Some(v) = value {
-        args.extend([flag.to_string(), v.to_string()]);
+/// Every stage's typed request, built from the file before anything runs
+/// (a bad name fails before the first stage, as a bad flag would).
+struct Plan {
+    location: Location,
+    ingest: IngestRequest,
+    embed: EmbedRequest,
+    vector_index: VectorIndexRequest,
+    fts: Vec<ScalarIndexRequest>,
+    append: Option<IngestRequest>,
+    compact: Option<CompactRequest>,
+}
+
+impl Plan {
+    fn new(ctx: &Context, config: &PipelineConfig) -> Result<Self> {
+        let input = |stage: &InputStage, mode| {
+            let mut request = IngestRequest::new(vec![stage.path.clone()], mode);
+            if let Some(rows) = stage.rows_per_fragment {
+                request.max_rows_per_file = rows;
+            }
+            request
+        };
+        let vi = &config.vector_index;
+        let index_type: VectorIndexType = vi.index_type.parse()?;
+        let metric: Metric = vi.metric.parse()?;
+        let mut vector_index =
+            VectorIndexRequest::new(config.embedding.to_column.clone(), index_type, metric);
+        vector_index.partitions = vi.partitions;
+        vector_index.sub_vectors = vi.sub_vectors;
+        let fts = config
+            .fts
+            .columns
+            .iter()
+            .map(|column| {
+                let mut request =
+                    ScalarIndexRequest::new(column.clone(), ScalarIndexType::Inverted);
+                request.fts.with_position = config.fts.with_position;
+                request
+            })
+            .collect();
+        let compact = config.compaction.enabled.then(|| CompactRequest {
+            target_rows_per_fragment: config.compaction.target_rows_per_fragment,
+            ..CompactRequest::default()
+        });
+        Ok(Self {
+            location: ctx.location(&config.dataset)?,
+            ingest: input(&config.input, WriteMode::Overwrite),
+            embed: embed_request(&config.embedding)?,
+            vector_index,
+            fts,
+            append: config.append.as_ref().map(|a| input(a, WriteMode::Append)),
+            compact,
+        })
     }
+}
+
+fn embed_request(e: &EmbeddingStage) -> Result<EmbedRequest> {
+    if e.column.is_some() == e.template.is_some() {
+        return Err(invalid(
+            "the [embedding] stage needs exactly one of `column` and `template`".into(),
+        ));
+    }
+    let mut request = EmbedRequest::new(String::new());
+    request.text = TextSource {
+        column: e.column.clone(),
+        template: e.template.clone(),
+        max_chars: None,
+    };
+    request.to_column = e.to_column.clone();
+    request.embedder = EmbedderOptions {
+        model_dir: e.model.clone(),
+        ..EmbedderOptions::default()
+    };
+    Ok(request)
 }
 
 fn invalid(message: String) -> anyhow::Error {
@@ -395,78 +398,61 @@ fn invalid(message: String) -> anyhow::Error {
 }
 
 struct Runner<'a> {
-    global: &'a GlobalArgs,
-    remote: Option<&'a dyn ExecutorFactory>,
+    ctx: &'a Context,
     out: &'a mut dyn Write,
     state: State,
     state_path: PathBuf,
     results: Vec<StageResult>,
 }
 
-impl Runner<'_> {
-    /// Run one command line in-process with the pipeline's global options;
-    /// returns its JSON output and wall time.
-    async fn command(&mut self, args: &[String]) -> Result<(serde_json::Value, f64)> {
-        let argv = std::iter::once("lanceflow".to_string()).chain(args.iter().cloned());
-        let mut cli = crate::parse(argv).map_err(|e| invalid(e.to_string()))?;
-        let mut global = self.global.clone();
-        global.json = true;
-        global.quiet = true;
-        cli.global = global;
-        let mut buffer = Vec::new();
-        let started = Instant::now();
-        // Boxed as a trait object: `commands::run` runs the pipeline, which
-        // runs `commands::run` (a recursive future needs a type-erased box).
-        let stage: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + '_>> =
-            Box::pin(crate::commands::run(cli, &mut buffer, self.remote));
-        stage.await?;
-        let seconds = started.elapsed().as_secs_f64();
-        let value = if buffer.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&buffer).context("a stage printed no JSON")?
-        };
-        Ok((value, seconds))
-    }
+/// What a finished stage reports: the rows it processed and the version it
+/// left.
+struct Done {
+    rows: Option<u64>,
+    version: Option<u64>,
+}
 
-    async fn stage(&mut self, name: &str, args: &[String], rows_keys: &[&str]) -> Result<()> {
+fn done(rows: u64, version: Option<u64>) -> Done {
+    Done {
+        rows: Some(rows),
+        version,
+    }
+}
+
+impl Runner<'_> {
+    /// Whether `name` finished in an earlier run (then it is reported as
+    /// such and skipped); else announce it.
+    fn begin(&mut self, name: &str, what: &str) -> Result<bool> {
         if let Some(done) = self.state.done.get(name) {
             let mut done = done.clone();
             done.resumed = true;
             writeln!(self.out, "{name}: done in an earlier run, skipped")?;
             self.results.push(done);
-            return Ok(());
+            return Ok(false);
         }
-        writeln!(self.out, "{name}: lanceflow {}", args.join(" "))?;
-        let (value, seconds) = match self.command(args).await {
-            Ok(done) => done,
-            // `embed` refuses a column that is already complete: for a
-            // pipeline resuming after a crash that means the stage is done.
-            Err(err)
-                if args.first().map(String::as_str) == Some("embed")
-                    && matches!(
-                        crate::engine_error(&err),
-                        Some(lanceflow::Error::AlreadyExists(_))
-                    ) =>
-            {
-                (serde_json::json!({ "rows": 0 }), 0.0)
-            }
-            Err(err) => {
-                return Err(err.context(format!(
-                    "pipeline stage '{name}' failed (finished stages are kept; fix and re-run)"
-                )))
-            }
-        };
-        let rows = rows_keys
-            .iter()
-            .find_map(|k| value.get(*k).and_then(|v| v.as_u64()));
-        let version = value.get("version").and_then(|v| v.as_u64());
+        writeln!(self.out, "{name}: {what}")?;
+        Ok(true)
+    }
+
+    /// Record a stage's outcome (an error keeps the finished stages).
+    fn finish(
+        &mut self,
+        name: &str,
+        started: Instant,
+        done: lanceflow::Result<Done>,
+    ) -> Result<()> {
+        let done = done.map_err(|err| {
+            anyhow::Error::from(err).context(format!(
+                "pipeline stage '{name}' failed (finished stages are kept; fix and re-run)"
+            ))
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
         let result = StageResult {
             stage: name.to_string(),
             seconds,
-            rows,
-            rows_per_second: rows.map(|r| r as f64 / seconds.max(1e-9)),
-            version,
+            rows: done.rows,
+            rows_per_second: done.rows.map(|r| r as f64 / seconds.max(1e-9)),
+            version: done.version,
             resumed: false,
         };
         self.record(name, result)
@@ -490,27 +476,134 @@ impl Runner<'_> {
             })
     }
 
+    /// Run stage `name` unless an earlier run finished it.
+    async fn stage(
+        &mut self,
+        name: &str,
+        what: &str,
+        work: impl std::future::Future<Output = lanceflow::Result<Done>>,
+    ) -> Result<()> {
+        if !self.begin(name, what)? {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let done = work.await;
+        self.finish(name, started, done)
+    }
+
+    /// Ingest, embed, the vector index and the full-text indexes.
+    async fn build(&mut self, config: &PipelineConfig, plan: &Plan) -> Result<()> {
+        self.ingest("ingest", &plan.location, &plan.ingest).await?;
+        self.embed("embed", plan).await?;
+        let executor = self.ctx.executor();
+        let request = &plan.vector_index;
+        let what = format!(
+            "{} ({}) on '{}'",
+            request.index_type.as_str(),
+            request.metric.as_str(),
+            request.column
+        );
+        let work = async {
+            let r = lanceflow::index::vector::create_vector_index(
+                &plan.location,
+                request,
+                &executor,
+                &NoProgress,
+            )
+            .await?;
+            Ok(done(r.rows_indexed, Some(r.version)))
+        };
+        self.stage("vector_index", &what, work).await?;
+        for (request, column) in plan.fts.iter().zip(&config.fts.columns) {
+            let work = async {
+                let r = lanceflow::index::scalar::create_scalar_index(
+                    &plan.location,
+                    request,
+                    &executor,
+                    &NoProgress,
+                )
+                .await?;
+                Ok(done(r.rows_indexed, Some(r.version)))
+            };
+            let name = format!("fts_index({column})");
+            self.stage(&name, &format!("INVERTED on '{column}'"), work)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn ingest(
+        &mut self,
+        name: &str,
+        location: &Location,
+        request: &IngestRequest,
+    ) -> Result<()> {
+        let inputs: Vec<String> = request
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let what = format!(
+            "{} → {} ({:?})",
+            inputs.join(", "),
+            location.uri(),
+            request.mode
+        );
+        let executor = self.ctx.executor();
+        let work = async {
+            let r = lanceflow::ingest::ingest(location, request, &executor, &NoProgress).await?;
+            Ok(done(r.rows_written, Some(r.version)))
+        };
+        self.stage(name, &what, work).await
+    }
+
+    async fn embed(&mut self, name: &str, plan: &Plan) -> Result<()> {
+        let what = format!("into '{}'", plan.embed.to_column);
+        let executor = self.ctx.executor();
+        let work = async {
+            match lanceflow::embed::embed(&plan.location, &plan.embed, &executor, &NoProgress).await
+            {
+                Ok(r) => Ok(done(r.rows, Some(r.version))),
+                // `embed` refuses a column that is already complete: for a
+                // pipeline resuming after a crash that means the stage is
+                // done.
+                Err(lanceflow::Error::AlreadyExists(_)) => Ok(done(0, None)),
+                Err(err) => Err(err),
+            }
+        };
+        self.stage(name, &what, work).await
+    }
+
+    async fn optimize(&mut self, location: &Location) -> Result<()> {
+        let executor = self.ctx.executor();
+        let work = async {
+            let request = OptimizeRequest::default();
+            let r =
+                lanceflow::index::optimize::optimize(location, &request, &executor, &NoProgress)
+                    .await?;
+            Ok(done(r.rows_indexed, Some(r.version)))
+        };
+        self.stage("optimize_indexes", "every index", work).await
+    }
+
+    async fn compact(&mut self, location: &Location, request: &CompactRequest) -> Result<()> {
+        let executor = self.ctx.executor();
+        let work = async {
+            let r = lanceflow::compact::compact(location, request, &executor, &NoProgress).await?;
+            Ok(done(r.rows_rewritten, Some(r.version)))
+        };
+        self.stage("compact", "small fragments merged", work).await
+    }
+
     /// The append stage: exactly once, even if an earlier run died between
     /// the append's commit and the state write.
-    async fn append(
-        &mut self,
-        uri: &str,
-        input: &str,
-        rows_per_fragment: Option<usize>,
-    ) -> Result<()> {
+    async fn append(&mut self, location: &Location, request: &IngestRequest) -> Result<()> {
         let name = "append";
         if !self.state.done.contains_key(name) {
-            let history = self.command(&["versions".into(), uri.to_string()]).await?.0;
-            let latest = history
-                .as_array()
-                .and_then(|v| v.last())
-                .and_then(|v| v["version"].as_u64());
+            let history = lanceflow::dataset::versions::versions(location).await?;
+            let latest = history.last().map(|v| v.version);
             if let Some(from) = self.state.append_from_version {
-                let appended = history.as_array().into_iter().flatten().any(|v| {
-                    v["version"].as_u64().is_some_and(|n| n > from)
-                        && v["operation"].as_str() == Some("Append")
-                });
-                if appended {
+                if appended_since(&history, from) {
                     writeln!(self.out, "append: committed by an earlier run, skipped")?;
                     let result = StageResult {
                         stage: name.into(),
@@ -527,72 +620,65 @@ impl Runner<'_> {
                 self.save()?;
             }
         }
-        let mut args = vec![
-            "ingest".into(),
-            input.to_string(),
-            "--to".into(),
-            uri.to_string(),
-        ];
-        args.extend(["--mode".into(), "append".into()]);
-        push_opt(&mut args, "--max-rows-per-file", rows_per_fragment);
-        self.stage(name, &args, &["rows_written"]).await
+        self.ingest(name, location, request).await
     }
 
     /// ANN, full-text and hybrid search for every query; prints the best hits.
-    async fn searches(&mut self, config: &PipelineConfig, uri: &str, name: &str) -> Result<()> {
+    async fn searches(&mut self, config: &PipelineConfig, plan: &Plan, name: &str) -> Result<()> {
         let s = &config.search;
         if s.queries.is_empty() {
             return Ok(());
         }
-        let columns = s.columns.join(",");
-        let mut modes = vec!["vector"];
-        if !config.fts.columns.is_empty() {
-            modes.extend(["text", "hybrid"]);
-        }
+        let with_text = !config.fts.columns.is_empty();
         let started = Instant::now();
         let mut count = 0u64;
         for query in &s.queries {
-            for mode in &modes {
-                let mut args = vec!["search".to_string(), mode.to_string(), uri.to_string()];
-                match *mode {
-                    "text" => args.extend(["--query".into(), query.clone()]),
-                    _ => args.extend(["--query-text".into(), query.clone()]),
-                }
-                args.extend(["-k".into(), s.k.to_string()]);
-                if *mode != "text" {
-                    push_opt(&mut args, "--nprobes", s.nprobes);
-                }
-                if !columns.is_empty() {
-                    args.extend(["--columns".into(), columns.clone()]);
-                }
-                let (value, seconds) = self.command(&args).await?;
-                count += 1;
-                let hits = value["results"][0]["hits"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let best: Vec<String> = hits
-                    .iter()
-                    .take(3)
-                    .map(|h| {
-                        s.columns
-                            .first()
-                            .and_then(|c| h.get(c))
-                            .map(|v| {
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string())
-                            })
-                            .unwrap_or_else(|| h["_rowid"].to_string())
-                    })
-                    .collect();
-                writeln!(
-                    self.out,
-                    "{name}: {mode:<6} {:>7.1} ms  \"{query}\" → {}",
-                    seconds * 1000.0,
-                    best.join(" | ")
-                )?;
+            let vector = embed_with(EmbedderOptions::default(), vec![query.clone()]).await?;
+            let mut vector_request = VectorSearchRequest::new(vector, s.k);
+            vector_request.nprobes = s.nprobes;
+            vector_request.columns = (!s.columns.is_empty()).then(|| s.columns.clone());
+            let mut text_request = TextSearchRequest::new(query.clone(), s.k);
+            text_request.columns = vector_request.columns.clone();
+
+            let timer = Instant::now();
+            let found = lanceflow::search::search_vectors(
+                &plan.location,
+                None,
+                &vector_request,
+                self.ctx.workers,
+            )
+            .await?;
+            let hits = found
+                .results
+                .first()
+                .map(|q| q.hits.as_slice())
+                .unwrap_or(&[]);
+            let shown = best(s, hits.iter().map(|h| (h.row_id, &h.fields)));
+            self.print_search(name, "vector", timer, query, &shown)?;
+            count += 1;
+            if !with_text {
+                continue;
             }
+
+            let timer = Instant::now();
+            let found =
+                lanceflow::search::text::search_text(&plan.location, None, &text_request).await?;
+            let shown = best(s, found.hits.iter().map(|h| (h.row_id, &h.fields)));
+            self.print_search(name, "text", timer, query, &shown)?;
+
+            let depth = lanceflow::search::hybrid::DEFAULT_LEG_K;
+            let mut text_leg = TextSearchRequest::new(query.clone(), depth);
+            text_leg.columns = vector_request.columns.clone();
+            let mut vector_leg = vector_request.clone();
+            vector_leg.k = depth;
+            vector_leg.columns = None;
+            let hybrid = HybridRequest::new(text_leg, vector_leg, s.k);
+            let timer = Instant::now();
+            let found =
+                lanceflow::search::hybrid::search_hybrid(&plan.location, None, &hybrid).await?;
+            let shown = best(s, found.hits.iter().map(|h| (h.row_id, &h.fields)));
+            self.print_search(name, "hybrid", timer, query, &shown)?;
+            count += 2;
         }
         let seconds = started.elapsed().as_secs_f64();
         self.results.push(StageResult {
@@ -605,6 +691,51 @@ impl Runner<'_> {
         });
         Ok(())
     }
+
+    fn print_search(
+        &mut self,
+        name: &str,
+        mode: &str,
+        started: Instant,
+        query: &str,
+        best: &[String],
+    ) -> Result<()> {
+        writeln!(
+            self.out,
+            "{name}: {mode:<6} {:>7.1} ms  \"{query}\" → {}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            best.join(" | ")
+        )?;
+        Ok(())
+    }
+}
+
+/// Whether the history shows an append committed after version `from`.
+fn appended_since(history: &[VersionInfo], from: u64) -> bool {
+    history
+        .iter()
+        .any(|v| v.version > from && v.operation == "Append")
+}
+
+/// The best three hits as the pipeline shows them: the first requested
+/// column, else the row id.
+fn best<'h>(
+    s: &SearchStage,
+    hits: impl Iterator<Item = (u64, &'h serde_json::Map<String, serde_json::Value>)>,
+) -> Vec<String> {
+    hits.take(3)
+        .map(|(row_id, fields)| {
+            s.columns
+                .first()
+                .and_then(|c| fields.get(c))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_else(|| row_id.to_string())
+        })
+        .collect()
 }
 
 fn print_table(out: &mut dyn Write, results: &[StageResult]) -> Result<()> {

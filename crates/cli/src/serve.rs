@@ -24,7 +24,8 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use lanceflow::retrieval::{RetrievalRequest, Retriever};
+use lanceflow::search::retrieval::{RetrievalRequest, Retriever};
+use lanceflow::ErrorKind;
 use tokio::sync::Semaphore;
 
 /// The OpenAPI document of this service, kept in the repository.
@@ -117,10 +118,38 @@ impl ServeState {
     }
 }
 
+/// The `kind` of an HTTP error body: an engine failure's own kind, or one
+/// of the service's refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The engine failed (its kind travels as it is).
+    Engine(ErrorKind),
+    /// The body is not a valid request.
+    InvalidRequest,
+    /// The request took longer than the request timeout.
+    Timeout,
+    /// No or a wrong API key.
+    Unauthorized,
+    /// Too many requests at once.
+    Overloaded,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Engine(kind) => kind.as_str(),
+            Refusal::InvalidRequest => "invalid_request",
+            Refusal::Timeout => "timeout",
+            Refusal::Unauthorized => "unauthorized",
+            Refusal::Overloaded => "overloaded",
+        }
+    }
+}
+
 /// An error answer: `{"error": {"kind", "message"}, "request_id"}`.
-fn error_response(status: StatusCode, kind: &str, message: &str, id: &RequestId) -> Response {
+fn error_response(status: StatusCode, kind: Refusal, message: &str, id: &RequestId) -> Response {
     let body = serde_json::json!({
-        "error": { "kind": kind, "message": message },
+        "error": { "kind": kind.as_str(), "message": message },
         "request_id": id.0,
     });
     (status, Json(body)).into_response()
@@ -138,10 +167,10 @@ fn engine_error(err: lanceflow::Error, id: &RequestId) -> Response {
         E::TasksFailed { .. } | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status.is_server_error() {
-        tracing::error!(request_id = %id.0, kind = err.kind(), "request failed: {err}");
+        tracing::error!(request_id = %id.0, kind = err.kind().as_str(), "request failed: {err}");
         let mut response = error_response(
             status,
-            err.kind(),
+            Refusal::Engine(err.kind()),
             &format!(
                 "the server could not answer; it logged the cause under request id {}",
                 id.0
@@ -155,7 +184,7 @@ fn engine_error(err: lanceflow::Error, id: &RequestId) -> Response {
         }
         return response;
     }
-    error_response(status, err.kind(), &err.to_string(), id)
+    error_response(status, Refusal::Engine(err.kind()), &err.to_string(), id)
 }
 
 async fn health() -> impl IntoResponse {
@@ -169,7 +198,7 @@ async fn openapi() -> impl IntoResponse {
 async fn not_found(Extension(id): Extension<RequestId>) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
-        "not_found",
+        Refusal::Engine(ErrorKind::NotFound),
         "no such route; see /openapi.json",
         &id,
     )
@@ -185,7 +214,7 @@ async fn search(
         Err(rejection) => {
             return error_response(
                 rejection.status(),
-                "invalid_request",
+                Refusal::InvalidRequest,
                 &rejection.body_text(),
                 &id,
             )
@@ -199,7 +228,7 @@ async fn search(
             tracing::warn!(request_id = %id.0, "request timed out after {timeout:?}");
             error_response(
                 StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
+                Refusal::Timeout,
                 &format!(
                     "the search took longer than {} s; lower k or nprobes, or add a filter",
                     timeout.as_secs_f64()
@@ -253,7 +282,7 @@ async fn request_id(State(state): State<ServeState>, mut request: Request, next:
 fn refuse(
     request: &Request,
     status: StatusCode,
-    kind: &str,
+    kind: Refusal,
     message: &str,
     (name, value): (header::HeaderName, &'static str),
 ) -> Response {
@@ -282,7 +311,7 @@ async fn authorize(State(state): State<ServeState>, request: Request, next: Next
             return refuse(
                 &request,
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                Refusal::Unauthorized,
                 "send the service's API key as `Authorization: Bearer <key>`",
                 (header::WWW_AUTHENTICATE, "Bearer"),
             );
@@ -298,7 +327,7 @@ async fn limit(State(state): State<ServeState>, request: Request, next: Next) ->
         return refuse(
             &request,
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            Refusal::Overloaded,
             &format!(
                 "the service is answering {} requests already; retry shortly",
                 state.inner.options.max_concurrency
@@ -396,14 +425,14 @@ mod tests {
         let full = RetrievalRequest {
             query: Some("q".into()),
             vector: Some(vec![0.0]),
-            mode: lanceflow::retrieval::Mode::Hybrid,
+            mode: lanceflow::search::retrieval::Mode::Hybrid,
             k: 3,
             filter: Some("a > 1".into()),
             nprobes: Some(1),
             refine_factor: Some(1),
             columns: Some(vec![]),
             version: Some(1),
-            fusion: Some(lanceflow::text_search::Fusion::Rrf),
+            fusion: Some(lanceflow::search::hybrid::Fusion::Rrf),
             weights: Some(vec![1.0, 1.0]),
         };
         let actual: std::collections::BTreeSet<String> = serde_json::to_value(&full)

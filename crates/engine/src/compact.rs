@@ -22,12 +22,12 @@ use lance::dataset::optimize::{
 use lance::Dataset;
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::fragments::fragment_ranges;
 use crate::error::{ensure_invalid, Result};
-use crate::executor::Executor;
 use crate::progress::{note, Progress};
+use crate::spine::Executor;
+use crate::spine::{run_tasks, DistributedOp};
 use crate::storage::{Location, VersionSpec};
-use crate::task::{run_tasks, DistributedOp};
-use crate::vector_index::fragment_ranges;
 
 /// What to compact and how; unset fields take the lance crate's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -51,13 +51,13 @@ use lance_table::format::Fragment;
 use object_store::path::Path as StorePath;
 use serde::{Deserialize, Serialize};
 
-use crate::embedder::{shared_embedder, Embedder, EmbedderOptions};
+use crate::dataset::fragments::fragments_label;
+use crate::embedding::{shared_embedder, Embedder, EmbedderOptions};
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
-use crate::executor::Executor;
 use crate::progress::{note, Progress};
+use crate::spine::Executor;
+use crate::spine::{run_tasks, DistributedOp};
 use crate::storage::{Location, VersionSpec};
-use crate::task::{run_tasks, DistributedOp};
-use crate::vector_index::fragment_ranges;
 
 /// Rows per task when fragments are small (fragments are never split).
 pub const DEFAULT_ROWS_PER_TASK: u64 = 10_000;
@@ -344,11 +344,7 @@ impl DistributedOp for EmbedOp {
     type Output = EmbedTaskOutput;
 
     fn label(task: &EmbedTask) -> String {
-        format!(
-            "fragments {} ({} rows)",
-            fragment_ranges(&task.fragments),
-            task.rows
-        )
+        fragments_label(&task.fragments, task.rows)
     }
 
     async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
@@ -519,6 +515,67 @@ impl Checkpoints {
     }
 }
 
+/// How the vectors land and which fragments need them: all of them for a
+/// new column, a new dataset or `--replace`; else those without vectors
+/// (an error when none is left).
+async fn what_to_embed<'a>(
+    location: &Location,
+    dataset: &Dataset,
+    fragments: &'a [FileFragment],
+    to_column: &str,
+    dim: usize,
+    replace: bool,
+    new_dataset: bool,
+) -> Result<(EmbedMode, Vec<&'a FileFragment>)> {
+    let field = match dataset.schema().field(to_column) {
+        _ if new_dataset => return Ok((EmbedMode::NewDataset, fragments.iter().collect())),
+        None => return Ok((EmbedMode::AddColumn, fragments.iter().collect())),
+        Some(field) => field,
+    };
+    let expected = vector_field(to_column, dim)?;
+    let actual = Field::from(field);
+    ensure_invalid!(
+        actual.data_type() == expected.data_type(),
+        "column '{to_column}' exists and is {}, not {}-d float32 vectors; choose another \
+         --to-column",
+        actual.data_type(),
+        dim
+    );
+    if replace {
+        return Ok((EmbedMode::Rewrite, fragments.iter().collect()));
+    }
+    let mut missing: Vec<&FileFragment> = Vec::new();
+    for f in fragments {
+        if needs_vectors(location, f, field.id, to_column).await? {
+            missing.push(f);
+        }
+    }
+    if missing.is_empty() {
+        return Err(Error::AlreadyExists(format!(
+            "column '{to_column}' already holds embeddings for every fragment of '{}'; \
+             pass --replace to recompute it, or --to-column NAME for another column",
+            location.uri()
+        )));
+    }
+    Ok((EmbedMode::Rewrite, missing))
+}
+
+/// Consecutive fragments `(id, rows)` grouped up to `target` rows each (a
+/// fragment larger than `target` is a group of its own).
+fn consecutive_groups(fragments: &[(u32, u64)], target: u64) -> Vec<(Vec<u32>, u64)> {
+    let mut groups: Vec<(Vec<u32>, u64)> = Vec::new();
+    for &(id, rows) in fragments {
+        match groups.last_mut() {
+            Some((ids, sum)) if *sum + rows <= target => {
+                ids.push(id);
+                *sum += rows;
+            }
+            _ => groups.push((vec![id], rows)),
+        }
+    }
+    groups
+}
+
 /// Validate, load the model and cut the work into tasks.
 pub async fn plan(
     location: &Location,
@@ -552,39 +609,16 @@ pub async fn plan(
         )),
         None => None,
     };
-    let (mode, todo): (EmbedMode, Vec<&FileFragment>) = match dataset.schema().field(&to_column) {
-        _ if output.is_some() => (EmbedMode::NewDataset, fragments.iter().collect()),
-        None => (EmbedMode::AddColumn, fragments.iter().collect()),
-        Some(field) => {
-            let expected = vector_field(&to_column, dim)?;
-            let actual = Field::from(field);
-            ensure_invalid!(
-                actual.data_type() == expected.data_type(),
-                "column '{to_column}' exists and is {}, not {}-d float32 vectors; choose another \
-                 --to-column",
-                actual.data_type(),
-                dim
-            );
-            if request.replace {
-                (EmbedMode::Rewrite, fragments.iter().collect())
-            } else {
-                let mut missing: Vec<&FileFragment> = Vec::new();
-                for f in &fragments {
-                    if needs_vectors(location, f, field.id, &to_column).await? {
-                        missing.push(f);
-                    }
-                }
-                if missing.is_empty() {
-                    return Err(Error::AlreadyExists(format!(
-                        "column '{to_column}' already holds embeddings for every fragment of '{}'; \
-                         pass --replace to recompute it, or --to-column NAME for another column",
-                        location.uri()
-                    )));
-                }
-                (EmbedMode::Rewrite, missing)
-            }
-        }
-    };
+    let (mode, todo) = what_to_embed(
+        location,
+        &dataset,
+        &fragments,
+        &to_column,
+        dim,
+        request.replace,
+        output.is_some(),
+    )
+    .await?;
 
     let key = serde_json::json!({
         "version": read_version,
@@ -626,34 +660,21 @@ pub async fn plan(
         .rows_per_task
         .max(1)
         .min(live.div_ceil(workers.max(1) as u64).max(1));
-    let mut tasks = Vec::new();
-    let mut group: Vec<u32> = Vec::new();
-    let mut group_rows = 0;
-    let flush = |group: &mut Vec<u32>, rows: &mut u64, tasks: &mut Vec<EmbedTask>| {
-        if group.is_empty() {
-            return;
-        }
-        tasks.push(EmbedTask {
+    let tasks = consecutive_groups(&pending, target)
+        .into_iter()
+        .map(|(fragments, rows)| EmbedTask {
             location: location.clone(),
             read_version,
-            fragments: std::mem::take(group),
-            rows: std::mem::take(rows),
+            fragments,
+            rows,
             text: request.text.clone(),
             to_column: to_column.clone(),
             mode,
             embedder: request.embedder.clone(),
             checkpoint: checkpoint.clone(),
             output: output.clone(),
-        });
-    };
-    for (id, rows) in pending {
-        if !group.is_empty() && group_rows + rows > target {
-            flush(&mut group, &mut group_rows, &mut tasks);
-        }
-        group.push(id);
-        group_rows += rows;
-    }
-    flush(&mut group, &mut group_rows, &mut tasks);
+        })
+        .collect();
 
     Ok(EmbedPlan {
         location: location.clone(),
@@ -754,6 +775,90 @@ async fn embed_fragment(
     Ok((offsets, data, tokens))
 }
 
+/// A fragment's new vectors: `data[i·dim..]` belongs to the row at
+/// physical offset `offsets[i]`.
+struct VectorsAt<'a> {
+    offsets: &'a [u32],
+    data: &'a [f32],
+    dim: usize,
+}
+
+/// `dim`-wide float32 vectors as a fixed-size list (nullable where
+/// `valid` says so).
+fn vector_list(values: Vec<f32>, dim: usize, valid: Option<Vec<bool>>) -> Result<ArrayRef> {
+    let list = FixedSizeListArray::try_new(
+        Arc::new(Field::new("item", DataType::Float32, true)),
+        dim as i32,
+        Arc::new(Float32Array::from(values)),
+        valid.map(Into::into),
+    )
+    .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
+    Ok(Arc::new(list))
+}
+
+/// A new vector column for one fragment: one vector per live row, in order
+/// (lance's updater puts deleted rows back).
+async fn add_vector_column(
+    location: &Location,
+    fragment: &FileFragment,
+    data: Vec<f32>,
+    dim: usize,
+    out_schema: &SchemaRef,
+) -> Result<Fragment> {
+    let batches = chunk_batches(out_schema, vector_list(data, dim, None)?)?;
+    let reader = RecordBatchIterator::new(
+        batches.into_iter().map(Ok::<_, arrow_schema::ArrowError>),
+        out_schema.clone(),
+    );
+    let (new_fragment, _) = fragment
+        .add_columns(
+            NewColumnTransform::Reader(Box::new(reader)),
+            None,
+            Some(READ_BATCH as u32),
+        )
+        .await
+        .map_err(|e| location.lance_error("write vectors", e))?;
+    Ok(new_fragment)
+}
+
+/// The existing vector column's data files rewritten for one fragment:
+/// every physical row, deleted ones as nulls.
+async fn rewrite_vector_column(
+    location: &Location,
+    fragment: &FileFragment,
+    vectors: VectorsAt<'_>,
+    schema: &LanceSchema,
+    out_schema: &SchemaRef,
+) -> Result<Fragment> {
+    let (id, dim) = (fragment.id(), vectors.dim);
+    let physical = fragment
+        .physical_rows()
+        .await
+        .map_err(|e| location.lance_error("count rows", e))?;
+    let mut values = vec![0f32; physical * dim];
+    let mut valid = vec![false; physical];
+    for (i, &off) in vectors.offsets.iter().enumerate() {
+        let off = off as usize;
+        ensure_invalid!(
+            off < physical,
+            "fragment {id}: row offset {off} beyond its {physical} rows"
+        );
+        values[off * dim..(off + 1) * dim].copy_from_slice(&vectors.data[i * dim..(i + 1) * dim]);
+        valid[off] = true;
+    }
+    let batches = chunk_batches(out_schema, vector_list(values, dim, Some(valid))?)?;
+    let group = fragment
+        .write_columns(
+            futures::stream::iter(batches.into_iter().map(Ok::<_, lance::Error>)),
+            schema,
+        )
+        .await
+        .map_err(|e| location.lance_error("write vectors", e))?;
+    let mut holder = Fragment::new(group.0);
+    holder.files = vec![group.1];
+    Ok(holder)
+}
+
 /// Embed a group of fragments (worker side). Writes data files and
 /// checkpoints; commits nothing.
 pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
@@ -805,70 +910,19 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
             embed_fragment(location, &fragment, &task.text, &embedder).await?;
         let done = match task.mode {
             EmbedMode::AddColumn => {
-                // Live rows in order: lance's updater puts deleted rows back.
-                let values = Float32Array::from(data);
-                let list = FixedSizeListArray::try_new(
-                    Arc::new(Field::new("item", DataType::Float32, true)),
-                    dim as i32,
-                    Arc::new(values),
-                    None,
-                )
-                .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
-                let batches = chunk_batches(&out_schema, Arc::new(list))?;
-                let reader = RecordBatchIterator::new(
-                    batches.into_iter().map(Ok::<_, arrow_schema::ArrowError>),
-                    out_schema.clone(),
-                );
-                let (new_fragment, _) = fragment
-                    .add_columns(
-                        NewColumnTransform::Reader(Box::new(reader)),
-                        None,
-                        Some(READ_BATCH as u32),
-                    )
-                    .await
-                    .map_err(|e| location.lance_error("write vectors", e))?;
-                new_fragment
+                add_vector_column(location, &fragment, data, dim, &out_schema).await?
             }
             EmbedMode::Rewrite => {
-                // Every physical row, deleted ones as nulls.
-                let physical = fragment
-                    .physical_rows()
-                    .await
-                    .map_err(|e| location.lance_error("count rows", e))?;
-                let mut values = vec![0f32; physical * dim];
-                let mut valid = vec![false; physical];
-                for (i, &off) in offsets.iter().enumerate() {
-                    let off = off as usize;
-                    ensure_invalid!(
-                        off < physical,
-                        "fragment {id}: row offset {off} beyond its {physical} rows"
-                    );
-                    values[off * dim..(off + 1) * dim]
-                        .copy_from_slice(&data[i * dim..(i + 1) * dim]);
-                    valid[off] = true;
-                }
-                let list = FixedSizeListArray::try_new(
-                    Arc::new(Field::new("item", DataType::Float32, true)),
-                    dim as i32,
-                    Arc::new(Float32Array::from(values)),
-                    Some(valid.into()),
-                )
-                .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))?;
-                let batches = chunk_batches(&out_schema, Arc::new(list))?;
                 let schema = dataset
                     .schema()
                     .project(&[task.to_column.as_str()])
                     .map_err(|e| location.lance_error("vector column schema", e))?;
-                let group = fragment
-                    .write_columns(
-                        futures::stream::iter(batches.into_iter().map(Ok::<_, lance::Error>)),
-                        &schema,
-                    )
-                    .await
-                    .map_err(|e| location.lance_error("write vectors", e))?;
-                let mut holder = Fragment::new(group.0);
-                holder.files = vec![group.1];
-                holder
+                let vectors = VectorsAt {
+                    offsets: &offsets,
+                    data: &data,
+                    dim,
+                };
+                rewrite_vector_column(location, &fragment, vectors, &schema, &out_schema).await?
             }
             EmbedMode::NewDataset => {
                 return Err(Error::Internal(

@@ -17,8 +17,8 @@ pub struct TaskFailure {
     pub task: usize,
     /// What the task was working on (an input file, a fragment group...).
     pub label: String,
-    /// The error kind, as [`Error::kind`] names it.
-    pub kind: String,
+    /// The error's kind.
+    pub kind: ErrorKind,
     /// The error message.
     pub message: String,
 }
@@ -82,40 +82,113 @@ fn render_failures(failures: &[TaskFailure]) -> String {
         .join("\n")
 }
 
-impl Error {
-    /// A stable, machine-readable name of the variant (used in task results,
-    /// JSON output and, later, Python exception classes).
-    pub fn kind(&self) -> &'static str {
+/// What kind of failure an [`Error`] is: the one machine-readable name of a
+/// failure at every boundary (task results, the executor protocol, JSON
+/// output, HTTP bodies, Python exception classes). Serialized in snake case
+/// (`invalid_input`, `not_found`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// [`Error::InvalidInput`].
+    InvalidInput,
+    /// [`Error::NotFound`].
+    NotFound,
+    /// [`Error::AlreadyExists`].
+    AlreadyExists,
+    /// [`Error::NotSupported`].
+    NotSupported,
+    /// [`Error::CommitConflict`].
+    CommitConflict,
+    /// [`Error::Storage`].
+    Storage,
+    /// [`Error::TasksFailed`].
+    TasksFailed,
+    /// [`Error::Internal`].
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::NotSupported,
+        ErrorKind::CommitConflict,
+        ErrorKind::Storage,
+        ErrorKind::TasksFailed,
+        ErrorKind::Internal,
+    ];
+
+    /// The kind's name, as it is serialized.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Error::InvalidInput(_) => "invalid_input",
-            Error::NotFound(_) => "not_found",
-            Error::AlreadyExists(_) => "already_exists",
-            Error::NotSupported(_) => "not_supported",
-            Error::CommitConflict(_) => "commit_conflict",
-            Error::Storage(_) => "storage",
-            Error::TasksFailed { .. } => "tasks_failed",
-            Error::Internal(_) => "internal",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::NotSupported => "not_supported",
+            ErrorKind::CommitConflict => "commit_conflict",
+            ErrorKind::Storage => "storage",
+            ErrorKind::TasksFailed => "tasks_failed",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind named `name`; an unknown name is [`ErrorKind::Internal`]
+    /// (a peer that speaks a newer protocol failed in a way we cannot name).
+    pub fn parse(name: &str) -> ErrorKind {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or(ErrorKind::Internal)
+    }
+
+    /// Whether re-running the same work may succeed (executors retry these).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Storage | ErrorKind::CommitConflict)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The variant's [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::NotSupported(_) => ErrorKind::NotSupported,
+            Error::CommitConflict(_) => ErrorKind::CommitConflict,
+            Error::Storage(_) => ErrorKind::Storage,
+            Error::TasksFailed { .. } => ErrorKind::TasksFailed,
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
     /// Rebuild an error from its kind and message (the inverse of
     /// [`Error::kind`] + `to_string`, used when a task's error travels back as
-    /// data from a worker).
-    pub fn from_kind(kind: &str, message: String) -> Self {
+    /// data from a worker). [`ErrorKind::TasksFailed`] comes back as
+    /// [`Error::Internal`]: its task list does not travel.
+    pub fn from_kind(kind: ErrorKind, message: String) -> Self {
         match kind {
-            "invalid_input" => Error::InvalidInput(message),
-            "not_found" => Error::NotFound(message),
-            "already_exists" => Error::AlreadyExists(message),
-            "not_supported" => Error::NotSupported(message),
-            "commit_conflict" => Error::CommitConflict(message),
-            "storage" => Error::Storage(message),
-            _ => Error::Internal(message),
+            ErrorKind::InvalidInput => Error::InvalidInput(message),
+            ErrorKind::NotFound => Error::NotFound(message),
+            ErrorKind::AlreadyExists => Error::AlreadyExists(message),
+            ErrorKind::NotSupported => Error::NotSupported(message),
+            ErrorKind::CommitConflict => Error::CommitConflict(message),
+            ErrorKind::Storage => Error::Storage(message),
+            ErrorKind::TasksFailed | ErrorKind::Internal => Error::Internal(message),
         }
     }
 
     /// Whether re-running the same work may succeed (executors retry these).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Storage(_) | Error::CommitConflict(_))
+        self.kind().is_retryable()
     }
 
     pub(crate) fn internal(msg: impl fmt::Display) -> Self {
@@ -135,6 +208,20 @@ macro_rules! bail_invalid {
     };
 }
 pub(crate) use bail_invalid;
+
+/// `FromStr` through the type's own `parse` (the one place a name becomes
+/// the type, whatever front end parsed it).
+macro_rules! from_str_by_parse {
+    ($($t:ty),+ $(,)?) => {
+        $(impl std::str::FromStr for $t {
+            type Err = $crate::error::Error;
+            fn from_str(text: &str) -> $crate::error::Result<Self> {
+                Self::parse(text)
+            }
+        })+
+    };
+}
+pub(crate) use from_str_by_parse;
 
 /// Bail out with [`Error::InvalidInput`] unless the condition holds.
 macro_rules! ensure_invalid {
@@ -275,6 +362,13 @@ mod tests {
             let back = Error::from_kind(err.kind(), "m".into());
             assert_eq!(back.kind(), err.kind());
         }
+        for kind in ErrorKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
+            assert_eq!(ErrorKind::parse(kind.as_str()), kind);
+        }
+        assert_eq!(ErrorKind::parse("from_the_future"), ErrorKind::Internal);
     }
 
     #[test]
@@ -286,13 +380,13 @@ mod tests {
                 TaskFailure {
                     task: 0,
                     label: "a.jsonl".into(),
-                    kind: "invalid_input".into(),
+                    kind: ErrorKind::InvalidInput,
                     message: "bad line 3".into(),
                 },
                 TaskFailure {
                     task: 2,
                     label: "c.jsonl".into(),
-                    kind: "storage".into(),
+                    kind: ErrorKind::Storage,
                     message: "disk full".into(),
                 },
             ],

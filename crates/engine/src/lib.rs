@@ -7,12 +7,17 @@
 //! ## Why it is shaped this way
 //!
 //! Every operation that touches much data is split into **plan → tasks →
-//! execute → commit** ([`task`]): the driver plans against one pinned dataset
+//! execute → commit** ([`spine`]): the driver plans against one pinned dataset
 //! version; tasks are plain serde values; workers execute them anywhere and
 //! return serde results; the driver commits once, so an operation lands as
-//! exactly one new version or not at all. Executors ([`executor`]) only
+//! exactly one new version or not at all. Executors ([`spine::Executor`]) only
 //! schedule, retry and collect, which is why the same tasks run on local
 //! threads today and on Ray tomorrow without touching any operation.
+//!
+//! The tree reads as the work does: [`spine`] (tasks, executors, the task
+//! handler) knows no operation; [`operations`] registers them all; each
+//! operation is a sibling module ([`ingest`], [`embed`], [`index`],
+//! [`compact`], [`search`]) over the shared [`dataset`] facts.
 //!
 //! The Lance format itself is the `lance` crate's business: this crate plans
 //! and orchestrates, it never re-implements the format.
@@ -23,35 +28,25 @@
 
 #![warn(missing_docs)]
 
-mod bert;
 pub mod compact;
 pub mod config;
 pub mod corpus;
+pub mod dataset;
 pub mod embed;
-pub mod embedder;
+pub mod embedding;
 pub mod error;
-pub mod executor;
-pub mod info;
+pub mod index;
 pub mod ingest;
-pub mod input;
-pub mod kmeans;
-pub mod onnx;
-pub mod optimize;
+pub(crate) mod linalg;
+pub mod operations;
 pub mod progress;
-pub mod read;
-pub mod retrieval;
-pub mod scalar_index;
 pub mod search;
+pub mod spine;
 pub mod storage;
-pub mod task;
-pub mod text_search;
-pub mod train;
-pub mod vector_index;
 pub mod vectors;
-mod version_cache;
-pub mod versions;
-pub mod worker;
 
-pub use error::{Error, Result};
-pub use executor::{Executor, LocalExecutor};
+pub use error::{Error, ErrorKind, Result};
+pub use index::metric::Metric;
+pub use operations::local_executor;
+pub use spine::{Executor, LocalExecutor};
 pub use storage::{Location, StorageOptions, VersionSpec};

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
+use crate::index::metric::Metric;
 
 /// A row-major `rows × dim` matrix of f32.
 #[derive(Debug, Clone, PartialEq)]
@@ -437,46 +438,9 @@ pub fn clustered_vectors(spec: &ClusteredSpec) -> Result<(Matrix, Vec<u32>)> {
     ))
 }
 
-/// Distance kinds of the brute-force ground truth, with Lance's definitions:
-/// squared L2, `1 - cos`, `1 - dot`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExactMetric {
-    /// Squared Euclidean distance.
-    L2,
-    /// One minus cosine similarity.
-    Cosine,
-    /// One minus the dot product.
-    Dot,
-}
-
-impl ExactMetric {
-    /// Distance between two vectors.
-    pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
-        match self {
-            ExactMetric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum(),
-            ExactMetric::Dot => 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>(),
-            ExactMetric::Cosine => {
-                let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-                let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-                let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-                if na == 0.0 || nb == 0.0 {
-                    1.0
-                } else {
-                    1.0 - dot / (na * nb)
-                }
-            }
-        }
-    }
-}
-
 /// Exact k nearest rows of `data` for each query, by (distance, row): the
 /// ground truth recall is measured against.
-pub fn brute_force_knn(
-    data: &Matrix,
-    queries: &Matrix,
-    k: usize,
-    metric: ExactMetric,
-) -> Vec<Vec<u64>> {
+pub fn brute_force_knn(data: &Matrix, queries: &Matrix, k: usize, metric: Metric) -> Vec<Vec<u64>> {
     queries
         .data
         .chunks(queries.dim)
@@ -673,7 +637,7 @@ mod tests {
     fn brute_force_finds_itself_first_and_top_k_is_ordered() {
         let (data, _) = clustered_vectors(&ClusteredSpec::new(200, 16, 5, 1)).unwrap();
         let queries = Matrix::new(16, data.row(17).to_vec()).unwrap();
-        for metric in [ExactMetric::L2, ExactMetric::Cosine, ExactMetric::Dot] {
+        for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
             let ids = &brute_force_knn(&data, &queries, 5, metric)[0];
             assert_eq!(ids[0], 17, "{metric:?}");
             assert_eq!(ids.len(), 5);

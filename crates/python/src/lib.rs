@@ -21,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use lanceflow::progress::{Progress, ProgressEvent};
-use lanceflow::task::{TaskError, TaskOutcome, TaskSpec};
+use lanceflow::progress::Progress;
+use lanceflow::spine::{StageRun, TaskError, TaskOutcome, TaskSpec};
+use lanceflow::ErrorKind;
 use lanceflow::Executor;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -88,17 +89,16 @@ fn to_py_err(err: lanceflow::Error) -> PyErr {
     error_of_kind(err.kind(), err.to_string())
 }
 
-fn error_of_kind(kind: &str, message: String) -> PyErr {
+fn error_of_kind(kind: ErrorKind, message: String) -> PyErr {
     match kind {
-        "invalid_input" => InvalidInputError::new_err(message),
-        "not_found" => NotFoundError::new_err(message),
-        "already_exists" => AlreadyExistsError::new_err(message),
-        "not_supported" => NotSupportedError::new_err(message),
-        "commit_conflict" => CommitConflictError::new_err(message),
-        "storage" => StorageError::new_err(message),
-        "tasks_failed" => TasksFailedError::new_err(message),
-        "internal" => InternalError::new_err(message),
-        _ => LanceflowError::new_err(message),
+        ErrorKind::InvalidInput => InvalidInputError::new_err(message),
+        ErrorKind::NotFound => NotFoundError::new_err(message),
+        ErrorKind::AlreadyExists => AlreadyExistsError::new_err(message),
+        ErrorKind::NotSupported => NotSupportedError::new_err(message),
+        ErrorKind::CommitConflict => CommitConflictError::new_err(message),
+        ErrorKind::Storage => StorageError::new_err(message),
+        ErrorKind::TasksFailed => TasksFailedError::new_err(message),
+        ErrorKind::Internal => InternalError::new_err(message),
     }
 }
 
@@ -183,7 +183,7 @@ fn execute_task(py: Python<'_>, spec_json: String) -> PyResult<String> {
         .map_err(|e| InvalidInputError::new_err(format!("not a lanceflow task: {e}")))?;
     let outcome = block_on_interruptible(py, move || async move {
         let started = Instant::now();
-        let result = lanceflow::worker::execute_task(&spec)
+        let result = lanceflow::operations::execute_task(&spec)
             .await
             .map_err(|e| TaskError::from(&e));
         TaskOutcome {
@@ -200,17 +200,13 @@ fn execute_task(py: Python<'_>, spec_json: String) -> PyResult<String> {
 /// Whether an executor should run a task again after an error of this kind.
 #[pyfunction]
 fn is_retryable(kind: &str) -> bool {
-    TaskError {
-        kind: kind.to_string(),
-        message: String::new(),
-    }
-    .is_retryable()
+    ErrorKind::parse(kind).is_retryable()
 }
 
 /// Names of the operations a worker executes.
 #[pyfunction]
 fn operations() -> Vec<&'static str> {
-    lanceflow::worker::OPERATIONS.to_vec()
+    lanceflow::operations::names()
 }
 
 // ---------------------------------------------------------------------------
@@ -285,12 +281,7 @@ impl Executor for PyExecutor {
         tasks: Vec<TaskSpec>,
         progress: &dyn Progress,
     ) -> lanceflow::Result<Vec<TaskOutcome>> {
-        let started = Instant::now();
-        progress.report(ProgressEvent::StageStarted {
-            stage: stage.to_string(),
-            total: Some(tasks.len() as u64),
-            unit: "tasks".into(),
-        });
+        let mut run = StageRun::start(progress, stage, tasks.len());
         let specs = tasks
             .iter()
             .map(serde_json::to_string)
@@ -310,35 +301,30 @@ impl Executor for PyExecutor {
                     .map_err(|e| e.to_string())
             })
         });
-        let mut outcomes = Vec::with_capacity(tasks.len());
-        let mut all_ok = true;
-        let mut handle = |json: String, outcomes: &mut Vec<TaskOutcome>| -> lanceflow::Result<()> {
+        let handle = |json: String, run: &mut StageRun<'_>| -> lanceflow::Result<()> {
             let outcome: TaskOutcome = serde_json::from_str(&json).map_err(|e| {
                 lanceflow::Error::Internal(format!(
                     "the executor returned a malformed outcome: {e}"
                 ))
             })?;
             if outcome.attempts > 1 {
-                progress.report(ProgressEvent::TaskRetried {
-                    stage: stage.to_string(),
-                    task: outcome.index,
-                    attempt: outcome.attempts,
-                    reason: "worker lost or retryable failure".into(),
-                });
+                run.retried(
+                    outcome.index,
+                    outcome.attempts,
+                    "worker lost or retryable failure".into(),
+                );
             }
-            all_ok &= outcome.result.is_ok();
-            lanceflow::executor::report_finished(progress, stage, &outcome);
-            outcomes.push(outcome);
+            run.finished(outcome);
             Ok(())
         };
         let finished = loop {
             tokio::select! {
-                Some(json) = rx.recv() => handle(json, &mut outcomes)?,
+                Some(json) = rx.recv() => handle(json, &mut run)?,
                 joined = &mut call => break joined,
             }
         };
         while let Ok(json) = rx.try_recv() {
-            handle(json, &mut outcomes)?;
+            handle(json, &mut run)?;
         }
         match finished {
             Ok(Ok(())) => {}
@@ -354,20 +340,15 @@ impl Executor for PyExecutor {
                 )))
             }
         }
-        if outcomes.len() != tasks.len() {
+        if run.collected() != tasks.len() {
             return Err(lanceflow::Error::Storage(format!(
                 "the {} executor returned {} of {} task results for '{stage}'",
                 self.description,
-                outcomes.len(),
+                run.collected(),
                 tasks.len()
             )));
         }
-        progress.report(ProgressEvent::StageFinished {
-            stage: stage.to_string(),
-            ok: all_ok,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        Ok(outcomes)
+        Ok(run.finish())
     }
 }
 
@@ -472,13 +453,13 @@ fn plan_read(
         (None, Some(t)) => Some(lanceflow::VersionSpec::Tag(t)),
         (None, None) => None,
     };
-    let request = lanceflow::read::ReadRequest {
+    let request = lanceflow::dataset::read::ReadRequest {
         columns,
         filter,
         fragments_per_task,
     };
     let tasks = block_on_interruptible(py, move || async move {
-        lanceflow::read::plan_read(&location, at.as_ref(), &request).await
+        lanceflow::dataset::read::plan_read(&location, at.as_ref(), &request).await
     })?
     .map_err(to_py_err)?;
     tasks
@@ -494,14 +475,12 @@ fn read_task<'py>(
     py: Python<'py>,
     task_json: String,
 ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-    let task: lanceflow::read::ReadTask = serde_json::from_str(&task_json)
+    let task: lanceflow::dataset::read::ReadTask = serde_json::from_str(&task_json)
         .map_err(|e| InvalidInputError::new_err(format!("not a lanceflow read task: {e}")))?;
-    let (schema, batches) =
-        block_on_interruptible(
-            py,
-            move || async move { lanceflow::read::read(&task).await },
-        )?
-        .map_err(to_py_err)?;
+    let (schema, batches) = block_on_interruptible(py, move || async move {
+        lanceflow::dataset::read::read(&task).await
+    })?
+    .map_err(to_py_err)?;
     let mut buffer = Vec::new();
     {
         let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut buffer, &schema)

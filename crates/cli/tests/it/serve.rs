@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use lanceflow::retrieval::Retriever;
+use lanceflow::search::hybrid::{Fusion, HybridRequest};
+use lanceflow::search::retrieval::Retriever;
+use lanceflow::search::text::TextSearchRequest;
 use lanceflow::search::VectorSearchRequest;
-use lanceflow::text_search::{Fusion, HybridRequest, TextSearchRequest};
 use lanceflow::{Location, StorageOptions};
 use lanceflow_cli::serve::{ServeOptions, ServeState};
 use tower::ServiceExt;
@@ -134,7 +135,7 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
     let text = "the text of document number 42";
     let (status, found) = search(&state, serde_json::json!({"query": text, "k": 3})).await;
     assert_eq!(status, StatusCode::OK, "{found}");
-    let embedder = lanceflow::embedder::shared_embedder(&Default::default()).unwrap();
+    let embedder = lanceflow::embedding::shared_embedder(&Default::default()).unwrap();
     let engine = lanceflow::search::search_vectors(
         &loc,
         None,
@@ -166,7 +167,7 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
     assert_eq!(status, StatusCode::OK, "{found}");
     let mut request = TextSearchRequest::new("number 17", 4);
     request.filter = Some("n < 60".into());
-    let engine = lanceflow::text_search::search_text(&loc, None, &request)
+    let engine = lanceflow::search::text::search_text(&loc, None, &request)
         .await
         .unwrap();
     assert_eq!(
@@ -196,7 +197,7 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
         rrf_k: 60.0,
         weights: vec![1.0, 1.0],
     };
-    let engine = lanceflow::text_search::search_hybrid(&loc, None, &hybrid)
+    let engine = lanceflow::search::hybrid::search_hybrid(&loc, None, &hybrid)
         .await
         .unwrap();
     assert_eq!(
@@ -505,76 +506,4 @@ fn binary_serves_over_loopback_and_stops_on_sigterm() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(!stderr.contains("k3y"), "{stderr}");
-}
-
-/// `bench serve` against its in-process service: every request answered,
-/// both modes measured in interleaved rounds, the ratios reported per round.
-#[test]
-fn bench_serve_runs_modes_in_interleaved_rounds() {
-    let dir = tempfile::tempdir().unwrap();
-    let uri = knowledge_base(dir.path());
-    let queries = dir.path().join("q.txt");
-    std::fs::write(
-        &queries,
-        "document one\nanother document\nthe third question\n",
-    )
-    .unwrap();
-    let out = ok(&run(&[
-        "-q",
-        "--json",
-        "bench",
-        "serve",
-        "--dataset",
-        &uri,
-        "--mode",
-        "vector,hybrid",
-        "--concurrency",
-        "4",
-        "--requests",
-        "30",
-        "--rounds",
-        "3",
-        "--warmup",
-        "2",
-        "--queries",
-        queries.to_str().unwrap(),
-    ]));
-    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["rounds"], 3, "{report}");
-    for mode in report["modes"].as_array().unwrap() {
-        assert_eq!(mode["requests"], 30, "{report}");
-        assert_eq!(mode["errors"], 0, "{report}");
-        assert!(mode["qps"].as_f64().unwrap() > 0.0, "{report}");
-    }
-    let by_round = report["hybrid_over_vector_by_round"].as_array().unwrap();
-    assert_eq!(by_round.len(), 3, "{report}");
-    assert!(
-        by_round.iter().all(|r| r.as_f64().unwrap() > 0.0),
-        "{report}"
-    );
-    assert!(report["hybrid_over_vector_round_median"].as_f64().unwrap() > 0.0);
-    // The p99 target compares with the engine at the same concurrency; the
-    // one-at-a-time ratio is reported beside it.
-    let vector = &report["modes"][0];
-    assert_eq!(vector["mode"], "vector", "{report}");
-    let p99 = vector["end_to_end_ms"]["p99"].as_f64().unwrap();
-    let concurrent_p50 = vector["in_process_concurrent_ms"]["p50"].as_f64().unwrap();
-    let sequential_p50 = vector["in_process_sequential_ms"]["p50"].as_f64().unwrap();
-    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-    assert!(close(
-        vector["p99_over_in_process_p50"].as_f64().unwrap(),
-        p99 / concurrent_p50
-    ));
-    assert!(close(
-        vector["p99_over_sequential_p50"].as_f64().unwrap(),
-        p99 / sequential_p50
-    ));
-    // Every target is reported with its value and verdict.
-    let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 3, "{report}");
-    let hybrid_check = &targets[2];
-    assert_eq!(hybrid_check["name"], "hybrid p50 ÷ vector p50");
-    let ratio = report["hybrid_p50_over_vector_p50"].as_f64().unwrap();
-    assert!(close(hybrid_check["value"].as_f64().unwrap(), ratio));
-    assert_eq!(hybrid_check["met"], ratio <= 1.2, "{report}");
 }

@@ -8,10 +8,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::Array;
 use futures::TryStreamExt;
 use lanceflow::embed::{embed, EmbedMode, EmbedRequest, TextSource};
-use lanceflow::embedder::{shared_embedder, Backend, Embedder, EmbedderOptions};
+use lanceflow::embedding::{shared_embedder, Backend, Embedder, EmbedderOptions};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
-use lanceflow::{Error, LocalExecutor, Location};
+use lanceflow::{Error, Location};
 
 use crate::common::*;
 
@@ -102,7 +102,7 @@ async fn text_dataset(dir: &Path, name: &str, n: usize, per: usize) -> Location 
     let loc = local(dir, name);
     let mut req = IngestRequest::new(vec![file], WriteMode::Create);
     req.max_rows_per_file = per;
-    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     loc
@@ -199,7 +199,7 @@ async fn embed_adds_a_column_without_rewriting_text_and_fills_appended_rows() {
 
     let mut req = EmbedRequest::new("text");
     req.rows_per_task = 150;
-    let report = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let report = embed(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(report.mode, EmbedMode::AddColumn);
@@ -229,7 +229,7 @@ async fn embed_adds_a_column_without_rewriting_text_and_fills_appended_rows() {
     assert!(!ckpt_root.exists(), "{}", ckpt_root.display());
 
     // Nothing left to do: a clear error, no new version.
-    let err = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let err = embed(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
@@ -240,10 +240,10 @@ async fn embed_adds_a_column_without_rewriting_text_and_fills_appended_rows() {
     let more = write_texts(dir.path(), "more.jsonl", 400, 130);
     let mut append = IngestRequest::new(vec![more], WriteMode::Append);
     append.max_rows_per_file = 90;
-    ingest(&loc, &append, &LocalExecutor::new(2), &NoProgress)
+    ingest(&loc, &append, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
-    let report = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let report = embed(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(report.mode, EmbedMode::Rewrite);
@@ -264,7 +264,7 @@ async fn embed_adds_a_column_without_rewriting_text_and_fills_appended_rows() {
         template: Some("{title}: {text}".into()),
         max_chars: None,
     };
-    let report = embed(&loc, &replace, &LocalExecutor::new(2), &NoProgress)
+    let report = embed(&loc, &replace, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(report.rows, 500);
@@ -296,7 +296,7 @@ async fn an_interrupted_run_resumes_and_matches_an_uninterrupted_one() {
         lanceflow::embed::execute(task).await.unwrap();
     }
     let v = latest_version(&a).await;
-    let resumed = embed(&a, &req, &LocalExecutor::new(2), &NoProgress)
+    let resumed = embed(&a, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(resumed.resumed_fragments, 2);
@@ -304,7 +304,7 @@ async fn an_interrupted_run_resumes_and_matches_an_uninterrupted_one() {
     assert_eq!(resumed.rows, 200);
     assert_eq!(resumed.version, v + 1);
 
-    embed(&b, &req, &LocalExecutor::new(2), &NoProgress)
+    embed(&b, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     let va = vectors(&a, "vector").await;
@@ -318,7 +318,7 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
     let dir = tempfile::tempdir().unwrap();
     let loc = text_dataset(dir.path(), "docs", 60, 30).await;
     let v = latest_version(&loc).await;
-    let exec = LocalExecutor::new(1);
+    let exec = lanceflow::local_executor(1);
 
     let run = |req: EmbedRequest| {
         let loc = loc.clone();
@@ -341,7 +341,7 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
 
     // Model problems: missing directory, missing tokenizer, weights that do
     // not fit the config.
-    let real = lanceflow::embedder::find_model_dir(None).unwrap();
+    let real = lanceflow::embedding::find_model_dir(None).unwrap();
     let mut req = EmbedRequest::new("text");
     req.embedder.model_dir = Some(dir.path().join("no-model"));
     let err = run(req.clone()).await;
@@ -376,7 +376,7 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
 
     // The ONNX backend: a named export that is missing, corrupt, or of
     // another width.
-    let real_onnx = lanceflow::onnx::find_onnx_model(None, &real).unwrap();
+    let real_onnx = lanceflow::embedding::onnx::find_onnx_model(None, &real).unwrap();
     let mut req = EmbedRequest::new("text");
     req.embedder.onnx = Some(dir.path().join("missing.onnx"));
     let err = run(req.clone()).await;
@@ -443,7 +443,7 @@ async fn embed_to_a_new_dataset_copies_every_column_and_leaves_the_source_alone(
     lanceflow::embed::execute(plan.tasks[0].clone())
         .await
         .unwrap();
-    let report = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let report = embed(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(report.mode, EmbedMode::NewDataset);
@@ -472,7 +472,7 @@ async fn embed_to_a_new_dataset_copies_every_column_and_leaves_the_source_alone(
     assert!(!ckpt.exists(), "{}", ckpt.display());
 
     // The target exists now: refused, nothing written.
-    let err = embed(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let err = embed(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::AlreadyExists(_)), "{err}");

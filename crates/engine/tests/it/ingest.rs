@@ -4,7 +4,7 @@ use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::{NoProgress, ProgressEvent, RecordingProgress};
-use lanceflow::{Error, LocalExecutor};
+use lanceflow::Error;
 
 use crate::common::*;
 
@@ -27,7 +27,7 @@ async fn parallel_files_land_as_one_version_with_exact_rows() {
     let report = ingest(
         &loc,
         &request(inputs, WriteMode::Create, 1000),
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &progress,
     )
     .await
@@ -61,7 +61,7 @@ async fn one_bad_file_commits_nothing_and_lists_the_failure() {
     ingest(
         &loc,
         &request(vec![first], WriteMode::Create, 1000),
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &NoProgress,
     )
     .await
@@ -78,7 +78,7 @@ async fn one_bad_file_commits_nothing_and_lists_the_failure() {
     let err = ingest(
         &loc,
         &request(vec![good, bad], WriteMode::Append, 1000),
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &NoProgress,
     )
     .await
@@ -106,7 +106,7 @@ async fn one_bad_file_commits_nothing_and_lists_the_failure() {
 async fn append_and_overwrite_keep_history() {
     let dir = tempfile::tempdir().unwrap();
     let loc = local(dir.path(), "kb.lance");
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let a = write_jsonl(dir.path(), "a.jsonl", 0, 300);
     let b = write_jsonl(dir.path(), "b.jsonl", 300, 200);
     ingest(
@@ -186,7 +186,7 @@ fn sample_batch(start: i64, n: i64) -> RecordBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_arrow_and_csv_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
 
     let pq = dir.path().join("a.parquet");
     let batch = sample_batch(0, 1000);
@@ -265,7 +265,7 @@ async fn columns_projection() {
     let a = write_jsonl(dir.path(), "a.jsonl", 0, 10);
     let mut req = request(vec![a.clone()], WriteMode::Create, 100);
     req.columns = Some(vec!["id".into(), "text".into()]);
-    ingest(&loc, &req, &LocalExecutor::new(1), &NoProgress)
+    ingest(&loc, &req, &lanceflow::local_executor(1), &NoProgress)
         .await
         .unwrap();
     let ds = loc.open(None).await.unwrap();
@@ -274,7 +274,7 @@ async fn columns_projection() {
 
     req.columns = Some(vec!["nope".into()]);
     req.mode = WriteMode::Overwrite;
-    let err = ingest(&loc, &req, &LocalExecutor::new(1), &NoProgress)
+    let err = ingest(&loc, &req, &lanceflow::local_executor(1), &NoProgress)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("'nope'"), "{err}");
@@ -288,18 +288,19 @@ async fn tasks_and_results_round_trip_through_json() {
     let plan = lanceflow::ingest::plan(&loc, &request(vec![a], WriteMode::Create, 20), 1)
         .await
         .unwrap();
-    let specs = lanceflow::task::to_specs::<lanceflow::ingest::IngestOp>(&plan.tasks).unwrap();
+    let specs = lanceflow::spine::to_specs::<lanceflow::ingest::IngestOp>(&plan.tasks).unwrap();
     let wire = serde_json::to_string(&specs).unwrap();
-    let back: Vec<lanceflow::task::TaskSpec> = serde_json::from_str(&wire).unwrap();
+    let back: Vec<lanceflow::spine::TaskSpec> = serde_json::from_str(&wire).unwrap();
     assert_eq!(back, specs);
     let task: lanceflow::ingest::IngestTask =
         serde_json::from_value(back[0].payload.clone()).unwrap();
     assert_eq!(task, plan.tasks[0]);
 
     // Execute through the string boundary a remote worker uses, then commit.
-    let result = lanceflow::worker::execute_task_json(&serde_json::to_string(&back[0]).unwrap())
-        .await
-        .unwrap();
+    let result =
+        lanceflow::operations::execute_task_json(&serde_json::to_string(&back[0]).unwrap())
+            .await
+            .unwrap();
     let output: lanceflow::ingest::IngestTaskOutput = serde_json::from_str(&result).unwrap();
     assert_eq!(output.rows, 50);
     assert_eq!(output.fragments.len(), 3);
@@ -319,7 +320,7 @@ async fn memory_uri_works_in_process() {
     let r = ingest(
         &loc,
         &request(vec![a], WriteMode::Create, 30),
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &NoProgress,
     )
     .await
@@ -339,7 +340,7 @@ async fn one_large_jsonl_file_is_split_over_workers_into_full_fragments() {
         "a big file must be split: {} task(s)",
         plan.tasks.len()
     );
-    let report = ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let report = ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(
@@ -360,7 +361,7 @@ async fn one_large_jsonl_file_is_split_over_workers_into_full_fragments() {
     let bad = dir.path().join("late-bad.jsonl");
     std::fs::write(&bad, text).unwrap();
     let req = request(vec![bad], WriteMode::Append, 1000);
-    let err = ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let err = ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("line 10001"), "{err}");

@@ -3,6 +3,7 @@
 mod common;
 mod embed;
 mod ingest;
+mod layers;
 mod maintain;
 mod scalar;
 mod train;

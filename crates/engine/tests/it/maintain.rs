@@ -10,16 +10,16 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use lanceflow::compact::{compact, CompactReport, CompactRequest};
+use lanceflow::index::optimize::{optimize, OptimizeReport, OptimizeRequest};
+use lanceflow::index::scalar::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
+use lanceflow::index::vector::{create_vector_index, Metric, VectorIndexRequest, VectorIndexType};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
-use lanceflow::optimize::{optimize, OptimizeReport, OptimizeRequest};
 use lanceflow::progress::NoProgress;
-use lanceflow::scalar_index::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
+use lanceflow::search::text::{search_text, TextSearchRequest};
 use lanceflow::search::{search_vectors, VectorSearchRequest};
-use lanceflow::task::run_tasks;
-use lanceflow::text_search::{search_text, TextSearchRequest};
-use lanceflow::vector_index::{create_vector_index, Metric, VectorIndexRequest, VectorIndexType};
+use lanceflow::spine::run_tasks;
 use lanceflow::vectors::Matrix;
-use lanceflow::{Error, LocalExecutor, Location, VersionSpec};
+use lanceflow::{Error, Location, VersionSpec};
 
 use crate::common::*;
 
@@ -96,7 +96,7 @@ fn write_rows(path: &Path, rows: &[(i64, Row)]) -> PathBuf {
 async fn load(loc: &Location, file: PathBuf, mode: WriteMode, per_fragment: usize) {
     let mut req = IngestRequest::new(vec![file], mode);
     req.max_rows_per_file = per_fragment;
-    ingest(loc, &req, &LocalExecutor::new(2), &NoProgress)
+    ingest(loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
 }
@@ -184,12 +184,12 @@ async fn build_indexes(loc: &Location) {
     let mut vreq = VectorIndexRequest::new("vector", VectorIndexType::IvfFlat, Metric::L2);
     vreq.partitions = Some(PARTITIONS);
     vreq.replace = true;
-    create_vector_index(loc, &vreq, &LocalExecutor::new(2), &NoProgress)
+    create_vector_index(loc, &vreq, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     let mut sreq = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
     sreq.replace = true;
-    create_scalar_index(loc, &sreq, &LocalExecutor::new(2), &NoProgress)
+    create_scalar_index(loc, &sreq, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
 }
@@ -200,7 +200,7 @@ async fn compact_to(loc: &Location, target: usize) -> lanceflow::Result<CompactR
         target_rows_per_fragment: Some(target),
         ..Default::default()
     };
-    compact(loc, &request, &LocalExecutor::new(2), &NoProgress).await
+    compact(loc, &request, &lanceflow::local_executor(2), &NoProgress).await
 }
 
 /// Optimise with two workers.
@@ -208,7 +208,7 @@ async fn optimize_with(
     loc: &Location,
     request: OptimizeRequest,
 ) -> lanceflow::Result<OptimizeReport> {
-    optimize(loc, &request, &LocalExecutor::new(2), &NoProgress).await
+    optimize(loc, &request, &lanceflow::local_executor(2), &NoProgress).await
 }
 
 /// Rows with ids `ids`, added to the model, written as `name` and loaded
@@ -277,7 +277,9 @@ async fn random_maintenance_sequences_match_a_plain_model() {
                     let m = 3 + rng.below(5) as i64;
                     let r = rng.below(m as u64) as i64;
                     let pred = format!("id % {m} = {r} AND id > {}", next_id / 2);
-                    let report = lanceflow::versions::delete_rows(&loc, &pred).await.unwrap();
+                    let report = lanceflow::dataset::versions::delete_rows(&loc, &pred)
+                        .await
+                        .unwrap();
                     let before = model.len();
                     model.retain(|id, _| !(id % m == r && *id > next_id / 2));
                     assert_eq!(report.rows_deleted as usize, before - model.len(), "{pred}");
@@ -289,7 +291,7 @@ async fn random_maintenance_sequences_match_a_plain_model() {
                         deletion_threshold: Some(0.05),
                         ..Default::default()
                     };
-                    let r = compact(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+                    let r = compact(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
                         .await
                         .unwrap();
                     format!("compact ({} → {})", r.fragments_before, r.fragments_after)
@@ -300,7 +302,7 @@ async fn random_maintenance_sequences_match_a_plain_model() {
                         merge: Some(rng.below(4) as usize).filter(|n| *n < 3),
                         ..Default::default()
                     };
-                    let r = optimize(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+                    let r = optimize(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
                         .await
                         .unwrap();
                     format!("optimize ({} rows indexed)", r.rows_indexed)
@@ -331,7 +333,7 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
     create_scalar_index(
         &loc,
         &ScalarIndexRequest::new("id", ScalarIndexType::Btree),
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &NoProgress,
     )
     .await
@@ -363,7 +365,7 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
 
     // Same answers from the remapped indexes; the indexes still cover every
     // fragment (no flat-scan fallback hides a dropped index).
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     assert_eq!(info.indices.len(), 3);
     for i in &info.indices {
         assert_eq!(i.unindexed_fragments, 0, "{} lost coverage", i.name);
@@ -380,7 +382,7 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
     let text_after = search_text(&loc, None, &TextSearchRequest::new("tag3 row", 30))
         .await
         .unwrap();
-    let text_ids = |r: &lanceflow::text_search::TextResults| -> Vec<(i64, String)> {
+    let text_ids = |r: &lanceflow::search::text::TextResults| -> Vec<(i64, String)> {
         r.hits
             .iter()
             .map(|h| (h.fields["id"].as_i64().unwrap(), format!("{:.5}", h.score)))
@@ -408,10 +410,10 @@ async fn compaction_keeps_answers_indexes_and_old_versions() {
     assert_eq!(latest_version(&loc).await, report.version);
 
     // Cleanup frees the pre-compaction files, except what a tagged version uses.
-    lanceflow::versions::create_tag(&loc, "before", Some(before_version))
+    lanceflow::dataset::versions::create_tag(&loc, "before", Some(before_version))
         .await
         .unwrap();
-    let cleaned = lanceflow::versions::cleanup(&loc, std::time::Duration::ZERO, false)
+    let cleaned = lanceflow::dataset::versions::cleanup(&loc, std::time::Duration::ZERO, false)
         .await
         .unwrap();
     assert!(
@@ -445,7 +447,7 @@ async fn appends_during_compaction_are_neither_lost_nor_doubled() {
     };
     let plan = lanceflow::compact::plan(&loc, &request).await.unwrap();
     let outputs = run_tasks::<lanceflow::compact::CompactOp>(
-        &LocalExecutor::new(2),
+        &lanceflow::local_executor(2),
         &plan.tasks,
         &NoProgress,
     )
@@ -497,11 +499,11 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     )
     .await;
     build_indexes(&loc).await;
-    let segments = |info: &lanceflow::info::DatasetInfo, name: &str| {
+    let segments = |info: &lanceflow::dataset::info::DatasetInfo, name: &str| {
         let i = info.indices.iter().find(|i| i.name == name).unwrap();
         (i.segments, i.unindexed_fragments)
     };
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     let (vector_segments, _) = segments(&info, "vector_idx");
 
     for (round, start) in [(0, 500i64), (1, 560)] {
@@ -518,7 +520,7 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
         .await;
         // Unindexed rows are searched by flat scan until the optimize.
         check_search(&loc, &model, "after append").await;
-        let info = lanceflow::info::info(&loc, None).await.unwrap();
+        let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
         assert_eq!(segments(&info, "vector_idx").1, 3);
 
         // The build tasks encode against the existing newest segment: the
@@ -538,7 +540,9 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
             keep_segments: true,
             ..Default::default()
         };
-        let plan = lanceflow::optimize::plan(&loc, &keep, 2).await.unwrap();
+        let plan = lanceflow::index::optimize::plan(&loc, &keep, 2)
+            .await
+            .unwrap();
         assert!(
             plan.builds.len() >= 2,
             "new fragments are split over workers"
@@ -551,7 +555,7 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
         let report = optimize_with(&loc, keep.clone()).await.unwrap();
         assert!(report.optimized);
         assert_eq!(report.rows_indexed, 120, "60 rows for each of two indexes");
-        let info = lanceflow::info::info(&loc, None).await.unwrap();
+        let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
         assert_eq!(
             segments(&info, "vector_idx"),
             (vector_segments + round + 1, 0)
@@ -582,19 +586,19 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     .await
     .unwrap();
     assert!(merged.optimized);
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     assert_eq!(segments(&info, "vector_idx"), (vector_segments + 1, 0));
     check_search(&loc, &model, "after merge").await;
 
     // The default merges every segment of every index into one; then it is
     // idle (a lone segment is not rewritten).
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     assert!(segments(&info, "text_idx").0 > 1, "two delta segments");
     let all = optimize_with(&loc, OptimizeRequest::default())
         .await
         .unwrap();
     assert!(all.optimized);
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     for name in ["vector_idx", "text_idx"] {
         assert_eq!(segments(&info, name), (1, 0), "{name}");
     }
@@ -618,7 +622,7 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
     .await
     .unwrap();
     assert!(retrained.optimized);
-    let info = lanceflow::info::info(&loc, None).await.unwrap();
+    let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
     assert_eq!(segments(&info, "vector_idx").1, 0);
     check_search(&loc, &model, "after retrain").await;
 }
@@ -626,7 +630,7 @@ async fn optimize_indexes_new_fragments_with_the_trained_model_and_merges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_bad_input_is_refused_and_leaves_the_dataset_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let missing = local(dir.path(), "missing.lance");
     let err = compact(&missing, &CompactRequest::default(), &exec, &NoProgress)
         .await
@@ -684,7 +688,7 @@ async fn maintenance_bad_input_is_refused_and_leaves_the_dataset_alone() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");
-    let err = lanceflow::versions::delete_rows(&loc, "no_such_column > 3")
+    let err = lanceflow::dataset::versions::delete_rows(&loc, "no_such_column > 3")
         .await
         .unwrap_err();
     assert!(

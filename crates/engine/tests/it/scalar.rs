@@ -10,10 +10,10 @@ use futures::TryStreamExt;
 use lance::index::DatasetIndexExt;
 use lance_index::scalar::{FullTextSearchQuery, InvertedIndexParams};
 use lance_index::IndexType;
+use lanceflow::index::scalar::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
-use lanceflow::scalar_index::{create_scalar_index, ScalarIndexRequest, ScalarIndexType};
-use lanceflow::{Error, LocalExecutor, Location};
+use lanceflow::{Error, Location};
 
 use crate::common::*;
 
@@ -78,7 +78,7 @@ async fn dataset(dir: &Path, name: &str, n: usize, per: usize) -> Location {
     let loc = local(dir, name);
     let mut req = IngestRequest::new(vec![file], WriteMode::Create);
     req.max_rows_per_file = per;
-    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     loc
@@ -151,7 +151,7 @@ async fn distributed_fts_ranks_exactly_like_a_single_process_index() {
 
     let mut req = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
     req.fts.with_position = true;
-    let report = create_scalar_index(&ours, &req, &LocalExecutor::new(3), &NoProgress)
+    let report = create_scalar_index(&ours, &req, &lanceflow::local_executor(3), &NoProgress)
         .await
         .unwrap();
     assert_eq!((report.segments_built, report.segments), (3, 1), "merged");
@@ -212,7 +212,7 @@ async fn distributed_fts_ranks_exactly_like_a_single_process_index() {
 async fn scalar_indexes_filter_like_a_scan() {
     let dir = tempfile::tempdir().unwrap();
     let loc = dataset(dir.path(), "docs", 700, 100).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let cases = [
         (
             "id",
@@ -307,7 +307,7 @@ async fn scalar_indexes_filter_like_a_scan() {
 async fn bad_scalar_index_input_is_refused_and_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let loc = dataset(dir.path(), "docs", 100, 50).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let run = |req: ScalarIndexRequest| {
         let loc = loc.clone();
         let exec = exec.clone();
@@ -371,14 +371,13 @@ async fn bad_scalar_index_input_is_refused_and_commits_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_and_hybrid_search_with_filters_and_fusion() {
     use lanceflow::embed::{embed, EmbedRequest};
+    use lanceflow::search::hybrid::{search_hybrid, Fusion, HybridRequest};
+    use lanceflow::search::text::{search_text, TextSearchRequest};
     use lanceflow::search::VectorSearchRequest;
-    use lanceflow::text_search::{
-        search_hybrid, search_text, Fusion, HybridRequest, TextSearchRequest,
-    };
 
     let dir = tempfile::tempdir().unwrap();
     let loc = dataset(dir.path(), "docs", 300, 100).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
 
     // No full-text index yet: the error says how to build one.
     let err = search_text(&loc, None, &TextSearchRequest::new("deep", 5))
@@ -429,7 +428,7 @@ async fn text_and_hybrid_search_with_filters_and_fusion() {
     assert!(err.to_string().contains("no full-text index"), "{err}");
 
     // Hybrid: without vectors it names what is missing.
-    let e = lanceflow::embedder::shared_embedder(&Default::default()).unwrap();
+    let e = lanceflow::embedding::shared_embedder(&Default::default()).unwrap();
     let query = "deep learning health care";
     let qv = e.embed(&[query]).unwrap();
     let hybrid = |weights: Vec<f64>, fusion: Fusion| HybridRequest {

@@ -3,18 +3,18 @@
 
 use std::path::Path;
 
-use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
-use lanceflow::kmeans::{KMeansDistance, Partial};
-use lanceflow::progress::NoProgress;
-use lanceflow::search::{search_vectors, VectorSearchRequest};
-use lanceflow::vector_index::{
+use lanceflow::index::vector::kmeans::{KMeansDistance, Partial};
+use lanceflow::index::vector::{
     create_vector_index, Metric, Training, VectorIndexRequest, VectorIndexType,
 };
+use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
+use lanceflow::progress::NoProgress;
+use lanceflow::search::{search_vectors, VectorSearchRequest};
 use lanceflow::vectors::{
     brute_force_knn, clustered_vectors, read_npy, recall_at_k, write_generated_parquet,
-    ClusteredSpec, ExactMetric, Matrix,
+    ClusteredSpec, Matrix,
 };
-use lanceflow::{LocalExecutor, Location};
+use lanceflow::Location;
 
 use crate::common::*;
 
@@ -29,7 +29,7 @@ async fn dataset(dir: &Path, name: &str, rows: usize, seed: u64) -> (Location, M
     let loc = local(dir, name);
     let mut req = IngestRequest::new(vec![parquet], WriteMode::Create);
     req.max_rows_per_file = rows / 6;
-    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     (loc, data, queries)
@@ -56,7 +56,7 @@ async fn build(
         Training::Lance
     };
     req.save_artifacts = Some(artifacts.to_path_buf());
-    let report = create_vector_index(loc, &req, &LocalExecutor::new(workers), &NoProgress)
+    let report = create_vector_index(loc, &req, &lanceflow::local_executor(workers), &NoProgress)
         .await
         .unwrap();
     let expected = if distributed {
@@ -80,19 +80,14 @@ async fn build(
                 .collect()
         })
         .collect();
-    let exact = match metric {
-        Metric::L2 => ExactMetric::L2,
-        Metric::Cosine => ExactMetric::Cosine,
-        Metric::Dot => ExactMetric::Dot,
-    };
-    recall_at_k(&brute_force_knn(data, queries, 10, exact), &ids)
+    recall_at_k(&brute_force_knn(data, queries, 10, metric), &ids)
 }
 
 /// Mean squared distance of every row (normalised for cosine) to its centroid.
 fn objective(data: &Matrix, centroids: &Matrix, metric: Metric) -> f64 {
     let mut rows = data.clone();
     if metric == Metric::Cosine {
-        lanceflow::kmeans::normalize_rows(&mut rows);
+        lanceflow::index::vector::kmeans::normalize_rows(&mut rows);
     }
     let p = Partial::of_shard(&rows, centroids, KMeansDistance::L2).unwrap();
     p.loss / p.rows() as f64

@@ -3,21 +3,20 @@
 
 use std::path::Path;
 
+use lanceflow::index::vector::{
+    create_vector_index, plan, Metric, Training, VectorIndexRequest, VectorIndexType,
+    VectorSegmentOp,
+};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
 use lanceflow::search::{
     search_vectors, search_vectors_distributed, SearchResults, VectorSearchRequest,
 };
-use lanceflow::task::run_tasks;
-use lanceflow::vector_index::{
-    create_vector_index, plan, Metric, Training, VectorIndexRequest, VectorIndexType,
-    VectorSegmentOp,
-};
+use lanceflow::spine::run_tasks;
 use lanceflow::vectors::{
-    brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, ClusteredSpec,
-    ExactMetric, Matrix,
+    brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, ClusteredSpec, Matrix,
 };
-use lanceflow::{Error, LocalExecutor, Location};
+use lanceflow::{Error, Location};
 
 use crate::common::*;
 
@@ -41,18 +40,10 @@ async fn vector_dataset(
     let loc = local(dir, name);
     let mut req = IngestRequest::new(vec![parquet], WriteMode::Create);
     req.max_rows_per_file = rows_per_fragment;
-    ingest(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    ingest(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     (loc, data, q)
-}
-
-fn exact(metric: Metric) -> ExactMetric {
-    match metric {
-        Metric::L2 => ExactMetric::L2,
-        Metric::Cosine => ExactMetric::Cosine,
-        Metric::Dot => ExactMetric::Dot,
-    }
 }
 
 fn ids(results: &SearchResults) -> Vec<Vec<u64>> {
@@ -96,7 +87,7 @@ fn search_request(
 async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let (loc, data, queries) = vector_dataset(dir.path(), "v.lance", 4000, 40, 500).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     // (kind, metric, rows per segment, keep the segments apart)
     let cases = [
         (VectorIndexType::IvfFlat, Metric::L2, Some(1), true),
@@ -123,7 +114,7 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
         assert_eq!(report.segments, committed, "{index_type:?}");
         // A merge leaves only the merged segment's files behind.
         assert_eq!(index_dirs() - dirs_before, committed, "{index_type:?}");
-        let info = lanceflow::info::info(&loc, None).await.unwrap();
+        let info = lanceflow::dataset::info::info(&loc, None).await.unwrap();
         assert_eq!(info.indices.len(), 1, "replaced, not added");
         assert_eq!(info.indices[0].segments, committed);
         assert_eq!(info.indices[0].unindexed_fragments, 0);
@@ -131,7 +122,7 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
         // nprobes covering 10% of the partitions.
         let request = search_request(&queries, 10, 2, None);
         let local = search_vectors(&loc, None, &request, 2).await.unwrap();
-        let truth = brute_force_knn(&data, &queries, 10, exact(metric));
+        let truth = brute_force_knn(&data, &queries, 10, metric);
         let recall = recall_at_k(&truth, &ids(&local));
         assert!(
             recall >= 0.9,
@@ -140,10 +131,14 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
         assert_eq!(local.metric, metric);
 
         for workers in [1, 2, 3] {
-            let dist =
-                search_vectors_distributed(&loc, None, &request, &LocalExecutor::new(workers))
-                    .await
-                    .unwrap();
+            let dist = search_vectors_distributed(
+                &loc,
+                None,
+                &request,
+                &lanceflow::local_executor(workers),
+            )
+            .await
+            .unwrap();
             assert!(dist.tasks >= 1);
             assert_same_hits(&local, &dist, &format!("{index_type:?} {workers} workers"));
         }
@@ -154,7 +149,7 @@ async fn ivf_flat_and_sq_recall_and_distributed_search_equals_in_process() {
 async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     let dir = tempfile::tempdir().unwrap();
     let (loc, data, queries) = vector_dataset(dir.path(), "pq.lance", 3000, 30, 400).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let artifacts = dir.path().join("artifacts");
     let mut req = VectorIndexRequest::new("vector", VectorIndexType::IvfPq, Metric::Cosine);
     req.partitions = Some(16);
@@ -173,7 +168,7 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
 
     let request = search_request(&queries, 10, 4, Some(5));
     let local = search_vectors(&loc, None, &request, 2).await.unwrap();
-    let truth = brute_force_knn(&data, &queries, 10, ExactMetric::Cosine);
+    let truth = brute_force_knn(&data, &queries, 10, Metric::Cosine);
     let recall = recall_at_k(&truth, &ids(&local));
     assert!(recall >= 0.8, "IVF_PQ refine 5 recall@10 {recall}");
     let dist = search_vectors_distributed(&loc, None, &request, &exec)
@@ -242,11 +237,11 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
 async fn a_failed_segment_task_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (loc, _, _) = vector_dataset(dir.path(), "f.lance", 1200, 0, 300).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let mut req = VectorIndexRequest::new("vector", VectorIndexType::IvfFlat, Metric::L2);
     req.partitions = Some(8);
     req.rows_per_segment = Some(300);
-    let mut plan = plan(&loc, &req, &LocalExecutor::new(2), &NoProgress)
+    let mut plan = plan(&loc, &req, &lanceflow::local_executor(2), &NoProgress)
         .await
         .unwrap();
     assert_eq!(plan.tasks.len(), 4);
@@ -268,7 +263,7 @@ async fn a_failed_segment_task_commits_nothing() {
         other => panic!("expected TasksFailed, got {other}"),
     }
     assert_eq!(latest_version(&loc).await, 1);
-    assert!(lanceflow::info::info(&loc, None)
+    assert!(lanceflow::dataset::info::info(&loc, None)
         .await
         .unwrap()
         .indices
@@ -279,10 +274,10 @@ async fn a_failed_segment_task_commits_nothing() {
 async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (loc, _, queries) = vector_dataset(dir.path(), "b.lance", 600, 2, 300).await;
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     let build = |column: &str, t: VectorIndexType| VectorIndexRequest::new(column, t, Metric::L2);
     let expect = |err: Error, kind: &str, needle: &str| {
-        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(err.kind().as_str(), kind, "{err}");
         assert!(err.to_string().contains(needle), "'{needle}' not in: {err}");
     };
 

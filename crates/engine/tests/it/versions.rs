@@ -1,7 +1,7 @@
+use lanceflow::dataset::versions::{cleanup, create_tag, delete_tag, list_tags, restore, versions};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
-use lanceflow::versions::{cleanup, create_tag, delete_tag, list_tags, restore, versions};
-use lanceflow::{Error, LocalExecutor, VersionSpec};
+use lanceflow::{Error, VersionSpec};
 
 use crate::common::*;
 
@@ -9,7 +9,7 @@ use crate::common::*;
 async fn tags_time_travel_restore_cleanup() {
     let dir = tempfile::tempdir().unwrap();
     let loc = local(dir.path(), "kb.lance");
-    let exec = LocalExecutor::new(2);
+    let exec = lanceflow::local_executor(2);
     for (i, mode) in [WriteMode::Create, WriteMode::Append, WriteMode::Append]
         .into_iter()
         .enumerate()
@@ -26,12 +26,12 @@ async fn tags_time_travel_restore_cleanup() {
     assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
     assert_eq!(list_tags(&loc).await.unwrap()[0].version, 1);
 
-    let info = lanceflow::info::info(&loc, Some(&VersionSpec::Tag("first".into())))
+    let info = lanceflow::dataset::info::info(&loc, Some(&VersionSpec::Tag("first".into())))
         .await
         .unwrap();
     assert_eq!((info.version, info.rows, info.latest_version), (1, 100, 3));
     assert_eq!(info.tags, vec!["first".to_string()]);
-    let err = lanceflow::info::info(&loc, Some(&VersionSpec::Number(99)))
+    let err = lanceflow::dataset::info::info(&loc, Some(&VersionSpec::Number(99)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");

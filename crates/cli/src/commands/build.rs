@@ -1,0 +1,85 @@
+//! Writes that build on a dataset: embeddings, vector and scalar indexes,
+//! index optimisation, compaction.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::args::{CompactArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs, VectorIndexArgs};
+use crate::render::reports;
+use crate::requests;
+
+pub(super) async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let output = args
+        .to
+        .as_deref()
+        .map(|uri| ctx.location(uri))
+        .transpose()?;
+    let request = requests::embed(&args, output);
+    let progress = ctx.progress();
+    let report =
+        lanceflow::embed::embed(&location, &request, &ctx.executor(), progress.as_ref()).await?;
+    ctx.emit(out, &report, reports::embed)
+}
+
+pub(super) async fn index_vector(
+    ctx: &Context,
+    args: VectorIndexArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = requests::vector_index(&args);
+    let progress = ctx.progress();
+    let report = lanceflow::index::vector::create_vector_index(
+        &location,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    ctx.emit(out, &report, reports::vector_index)
+}
+
+pub(super) async fn index_scalar(
+    ctx: &Context,
+    args: ScalarIndexArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = requests::scalar_index(&args);
+    let progress = ctx.progress();
+    let report = lanceflow::index::scalar::create_scalar_index(
+        &location,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    ctx.emit(out, &report, reports::scalar_index)
+}
+
+pub(super) async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = requests::optimize(&args);
+    let progress = ctx.progress();
+    let report = lanceflow::index::optimize::optimize(
+        &location,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    ctx.emit(out, &report, reports::optimize)
+}
+
+pub(super) async fn compact(ctx: &Context, args: CompactArgs, out: &mut dyn Write) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = requests::compact(&args);
+    let progress = ctx.progress();
+    let report =
+        lanceflow::compact::compact(&location, &request, &ctx.executor(), progress.as_ref())
+            .await?;
+    ctx.emit(out, &report, reports::compact)
+}

@@ -1,0 +1,130 @@
+//! `lanceflow serve`: the HTTP front end ([`crate::serve`]) over the
+//! engine's retrieval service.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::args::ServeArgs;
+use crate::requests::version_spec;
+
+/// A size such as `512MiB`, `2GiB`, `1.5GB` or a plain byte count.
+pub fn parse_size(text: &str) -> lanceflow::Result<usize> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(lanceflow::Error::InvalidInput(format!(
+                "unknown size unit '{other}' in '{text}'; write e.g. 512MiB or 2GiB"
+            )))
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok((n * factor) as usize),
+        _ => Err(lanceflow::Error::InvalidInput(format!(
+            "'{text}' is not a size; write e.g. 512MiB or 2GiB"
+        ))),
+    }
+}
+
+/// The API key `serve` requires, from an environment variable or a file.
+fn api_key(args: &ServeArgs) -> lanceflow::Result<Option<String>> {
+    let key = match (&args.api_key_env, &args.api_key_file) {
+        (Some(name), _) => Some(std::env::var(name).map_err(|_| {
+            lanceflow::Error::InvalidInput(format!(
+                "--api-key-env {name}: the environment variable {name} is not set; export it \
+                 or use --api-key-file FILE"
+            ))
+        })?),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|e| {
+                    lanceflow::Error::InvalidInput(format!(
+                        "--api-key-file {}: {e}",
+                        file.display()
+                    ))
+                })?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    match key.map(|k| k.trim().to_string()) {
+        Some(k) if k.is_empty() => Err(lanceflow::Error::InvalidInput(
+            "the API key is empty; set a non-empty key (e.g. `openssl rand -hex 32`)".into(),
+        )),
+        other => Ok(other),
+    }
+}
+
+pub(super) async fn serve(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::serve::{bind, serve_until, shutdown_signal, ServeOptions, ServeState};
+    if args.max_concurrency == 0 {
+        return Err(
+            lanceflow::Error::InvalidInput("--max-concurrency must be at least 1".into()).into(),
+        );
+    }
+    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
+        return Err(lanceflow::Error::InvalidInput(
+            "--request-timeout must be a positive number of seconds".into(),
+        )
+        .into());
+    }
+    let options = ServeOptions {
+        api_key: api_key(&args)?,
+        max_concurrency: args.max_concurrency,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs_f64(args.request_timeout),
+    };
+    if let Some(size) = &args.cache_size {
+        lanceflow::storage::configure_index_cache(parse_size(size)?)?;
+    }
+    let location = ctx.location(&args.uri)?;
+    let at = version_spec(&args.at);
+    let model = (!args.no_model).then(|| args.model.options());
+    let retriever =
+        lanceflow::search::retrieval::Retriever::open(location, at.as_ref(), model).await?;
+    let (listener, addr) = bind(&args.addr).await?;
+    let version = retriever.version();
+    let auth = if options.api_key.is_some() {
+        "API key required"
+    } else {
+        "no API key"
+    };
+    if ctx.json {
+        serde_json::to_writer(
+            &mut *out,
+            &serde_json::json!({
+                "url": format!("http://{addr}"), "uri": args.uri, "version": version,
+            }),
+        )?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "serving {} version {version} on http://{addr} ({auth}; Ctrl-C stops)",
+            args.uri
+        )?;
+    }
+    out.flush()?;
+    let state = ServeState::new(Arc::new(retriever), options);
+    serve_until(listener, state, shutdown_signal()).await?;
+    if !ctx.json {
+        writeln!(out, "stopped")?;
+    }
+    Ok(())
+}

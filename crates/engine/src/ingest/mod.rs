@@ -1,0 +1,580 @@
+//! Ingest: raw files into a Lance dataset, as one new version.
+//!
+//! * **plan** — resolve inputs and their format, infer or check the schema
+//!   against the dataset pinned at its current version, one task per file;
+//! * **execute** — a worker streams one file into uncommitted fragments of at
+//!   most `max_rows_per_file` rows;
+//! * **commit** — the driver commits all fragments as one `Append` (or
+//!   `Overwrite` when creating/replacing). If any task failed nothing is
+//!   committed and the dataset's latest version is unchanged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_schema::{Schema as ArrowSchema, SchemaRef};
+use lance::dataset::fragment::write::FragmentCreateBuilder;
+use lance::dataset::transaction::{Operation, TransactionBuilder};
+use lance::dataset::write::CommitBuilder;
+use lance::dataset::{WriteMode as LanceWriteMode, WriteParams};
+use lance::datatypes::Schema as LanceSchema;
+use lance_file::version::LanceFileVersion;
+use lance_table::format::Fragment;
+use serde::{Deserialize, Serialize};
+
+pub mod input;
+
+use crate::error::{bail_invalid, ensure_invalid, Error, Result};
+use crate::progress::{note, Progress};
+use crate::spine::Executor;
+use crate::spine::{run_tasks, DistributedOp};
+use crate::storage::{Location, VersionSpec};
+use input::{column_list, InputFormat, LineRange, ReadOptions, BATCH_ROWS};
+
+/// Lance's default fragment size, used when `--max-rows-per-file` is not given.
+pub const DEFAULT_MAX_ROWS_PER_FILE: usize = 1024 * 1024;
+
+/// What to do when the dataset exists (or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// Create a new dataset; fail if one exists.
+    Create,
+    /// Add rows to an existing dataset; fail if there is none.
+    Append,
+    /// Replace the dataset's contents (a new version; old ones stay readable).
+    Overwrite,
+}
+
+impl WriteMode {
+    /// Parse `create|append|overwrite`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "create" => Ok(Self::Create),
+            "append" => Ok(Self::Append),
+            "overwrite" => Ok(Self::Overwrite),
+            other => bail_invalid!("unknown mode '{other}'; use create, append or overwrite"),
+        }
+    }
+}
+
+/// An ingest request, as the CLI or an API caller states it.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    /// Input files (directories are expanded to the files inside, sorted).
+    pub inputs: Vec<PathBuf>,
+    /// Input format; guessed from file names when `None`.
+    pub format: Option<InputFormat>,
+    /// Create, append or overwrite.
+    pub mode: WriteMode,
+    /// Rows per fragment at most (fragments are the unit of parallelism).
+    pub max_rows_per_file: usize,
+    /// Keep only these columns of the input.
+    pub columns: Option<Vec<String>>,
+}
+
+impl IngestRequest {
+    /// A request with default options.
+    pub fn new(inputs: Vec<PathBuf>, mode: WriteMode) -> Self {
+        Self {
+            inputs,
+            format: None,
+            mode,
+            max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
+            columns: None,
+        }
+    }
+}
+
+/// One ingest task: stream one input file into uncommitted fragments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestTask {
+    /// Where to write.
+    pub location: Location,
+    /// The input file.
+    pub input: PathBuf,
+    /// Only these lines of it (a large JSONL file is split over several tasks).
+    pub range: Option<LineRange>,
+    /// Its format.
+    pub format: InputFormat,
+    /// The schema every row must have (the dataset's when appending).
+    pub schema: ArrowSchema,
+    /// Reject fields the schema does not know.
+    pub strict: bool,
+    /// When appending: the pinned version whose schema (field ids) to write with.
+    pub append_to_version: Option<u64>,
+    /// Lance file format version to write (the dataset's when appending).
+    pub storage_version: Option<LanceFileVersion>,
+    /// Rows per fragment at most.
+    pub max_rows_per_file: usize,
+}
+
+/// What one ingest task wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestTaskOutput {
+    /// The input file.
+    pub input: PathBuf,
+    /// Uncommitted fragments (ids are assigned at commit).
+    pub fragments: Vec<Fragment>,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes of input read.
+    pub input_bytes: u64,
+}
+
+/// The plan: everything the driver decided before any data moved.
+#[derive(Debug, Clone)]
+pub struct IngestPlan {
+    /// Target dataset.
+    pub location: Location,
+    /// Create, append or overwrite.
+    pub mode: WriteMode,
+    /// The version the plan was made against (0: no dataset yet).
+    pub read_version: u64,
+    /// The schema rows are written with.
+    pub schema: SchemaRef,
+    /// One task per input file.
+    pub tasks: Vec<IngestTask>,
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Dataset URI.
+    pub uri: String,
+    /// The version the ingest committed.
+    pub version: u64,
+    /// The version it was planned against (0: none).
+    pub read_version: u64,
+    /// Rows written by this ingest.
+    pub rows_written: u64,
+    /// Rows in the dataset after the commit.
+    pub total_rows: u64,
+    /// Fragments written by this ingest.
+    pub fragments_written: usize,
+    /// Input files read.
+    pub inputs: usize,
+    /// Tasks the work was split into.
+    pub tasks: usize,
+    /// Bytes of input read.
+    pub input_bytes: u64,
+    /// Wall-clock seconds, plan to commit.
+    pub seconds: f64,
+    /// `rows_written / seconds`.
+    pub rows_per_second: f64,
+}
+
+/// The ingest operation as the worker knows it.
+pub struct IngestOp;
+
+impl DistributedOp for IngestOp {
+    const NAME: &'static str = "ingest";
+    type Task = IngestTask;
+    type Output = IngestTaskOutput;
+
+    fn label(task: &IngestTask) -> String {
+        match &task.range {
+            Some(r) => format!("{} from line {}", task.input.display(), r.first_line),
+            None => task.input.display().to_string(),
+        }
+    }
+
+    async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
+        execute(task).await
+    }
+}
+
+/// Expand directories and check every input exists.
+fn resolve_inputs(
+    inputs: &[PathBuf],
+    format: Option<InputFormat>,
+) -> Result<Vec<(PathBuf, InputFormat)>> {
+    ensure_invalid!(
+        !inputs.is_empty(),
+        "no input files given; name at least one JSONL, Parquet, CSV or Arrow file"
+    );
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| {
+                    Error::InvalidInput(format!("cannot list '{}': {e}", input.display()))
+                })?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .filter(|p| match format {
+                    Some(_) => !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.')),
+                    None => InputFormat::from_path(p).is_some(),
+                })
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                bail_invalid!(
+                    "directory '{}' holds no input files (.jsonl, .parquet, .csv, .arrow)",
+                    input.display()
+                );
+            }
+            files.extend(inside);
+        } else if input.exists() {
+            files.push(input.clone());
+        } else {
+            return Err(Error::NotFound(format!(
+                "input file '{}' does not exist; check the path",
+                input.display()
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let fmt = match format.or_else(|| InputFormat::from_path(&file)) {
+            Some(f) => f,
+            None => bail_invalid!(
+                "cannot tell the format of '{}' from its name; pass --format jsonl|parquet|csv|arrow",
+                file.display()
+            ),
+        };
+        out.push((file, fmt));
+    }
+    let first = out[0].1;
+    if let Some((file, other)) = out.iter().find(|(_, f)| *f != first) {
+        bail_invalid!(
+            "inputs mix formats ({} and {} in '{}'); ingest one format per command or pass --format",
+            first.name(),
+            other.name(),
+            file.display()
+        );
+    }
+    Ok(out)
+}
+
+/// Plan an ingest against the dataset's current version, for an executor
+/// running `parallelism` tasks at once.
+#[tracing::instrument(level = "info", skip_all, fields(uri = %location.uri()))]
+pub async fn plan(
+    location: &Location,
+    request: &IngestRequest,
+    parallelism: usize,
+) -> Result<IngestPlan> {
+    ensure_invalid!(
+        request.max_rows_per_file > 0,
+        "--max-rows-per-file must be at least 1 (it is the largest number of rows in one fragment)"
+    );
+    let files = resolve_inputs(&request.inputs, request.format)?;
+    let existing = location.open_if_exists().await?;
+    match (request.mode, &existing) {
+        (WriteMode::Create, Some(ds)) => {
+            return Err(Error::AlreadyExists(format!(
+                "a dataset already exists at '{}' (version {}); use --mode append to add rows or \
+                 --mode overwrite to replace them",
+                location.uri(),
+                ds.version().version
+            )))
+        }
+        (WriteMode::Append, None) => {
+            return Err(Error::NotFound(format!(
+                "no dataset at '{}' to append to; create it first with --mode create",
+                location.uri()
+            )))
+        }
+        _ => {}
+    }
+
+    // Each input's own schema, projected to --columns.
+    let mut input_schemas = Vec::with_capacity(files.len());
+    for (file, format) in &files {
+        let schema = input::infer_schema(file, *format)?;
+        let schema = match &request.columns {
+            Some(columns) => project(file, &schema, columns)?,
+            None => schema.as_ref().clone(),
+        };
+        input_schemas.push(schema);
+    }
+    let strict = request.columns.is_none();
+
+    let (schema, read_version, append_to_version, storage_version) = match (request.mode, &existing)
+    {
+        (WriteMode::Append, Some(ds)) => {
+            let target = ArrowSchema::from(ds.schema());
+            for ((file, _), schema) in files.iter().zip(&input_schemas) {
+                check_fits(file, schema, &target)?;
+            }
+            let version = ds.version().version;
+            let storage = ds
+                .manifest()
+                .data_storage_format
+                .lance_file_format()
+                .to_selector();
+            (target, version, Some(version), Some(storage))
+        }
+        _ => {
+            let merged = ArrowSchema::try_merge(input_schemas.iter().cloned()).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "the input files disagree on column types ({e}); ingest them separately or pick \
+                     common columns with --columns"
+                ))
+            })?;
+            ensure_invalid!(!merged.fields().is_empty(), "the input has no columns");
+            let version = existing.as_ref().map(|d| d.version().version).unwrap_or(0);
+            (merged, version, None, None)
+        }
+    };
+    // Fail now, not in a worker, when Lance cannot store a column type.
+    LanceSchema::try_from(&schema).map_err(|e| {
+        Error::InvalidInput(format!("these columns cannot be stored in Lance: {e}"))
+    })?;
+
+    let per_file_tasks = if parallelism > 1 {
+        (2 * parallelism).div_ceil(files.len())
+    } else {
+        1
+    };
+    let mut tasks = Vec::new();
+    for (input, format) in files {
+        for range in split_for_tasks(&input, format, request.max_rows_per_file, per_file_tasks)? {
+            tasks.push(IngestTask {
+                location: location.clone(),
+                input: input.clone(),
+                range,
+                format,
+                schema: schema.clone(),
+                strict,
+                append_to_version,
+                storage_version,
+                max_rows_per_file: request.max_rows_per_file,
+            });
+        }
+    }
+    Ok(IngestPlan {
+        location: location.clone(),
+        mode: request.mode,
+        read_version,
+        schema: Arc::new(schema),
+        tasks,
+    })
+}
+
+/// Split a large JSONL file into line ranges of whole fragments, so one big
+/// file still keeps every worker busy and fragments stay full-sized.
+fn split_for_tasks(
+    input: &Path,
+    format: InputFormat,
+    max_rows_per_file: usize,
+    wanted: usize,
+) -> Result<Vec<Option<LineRange>>> {
+    if format != InputFormat::Jsonl || wanted <= 1 {
+        return Ok(vec![None]);
+    }
+    let max_rows = max_rows_per_file as u64;
+    let fragments = input::estimate_lines(input)?.div_ceil(max_rows);
+    let chunks = fragments.min(wanted as u64);
+    if chunks <= 1 {
+        return Ok(vec![None]);
+    }
+    let lines_per_task = fragments.div_ceil(chunks) * max_rows;
+    let ranges = input::split_lines(input, lines_per_task)?;
+    if ranges.len() <= 1 {
+        return Ok(vec![None]);
+    }
+    Ok(ranges.into_iter().map(Some).collect())
+}
+
+fn project(file: &Path, schema: &ArrowSchema, columns: &[String]) -> Result<ArrowSchema> {
+    let mut fields = Vec::with_capacity(columns.len());
+    for name in columns {
+        match schema.field_with_name(name) {
+            Ok(f) => fields.push(f.clone()),
+            Err(_) => bail_invalid!(
+                "--columns names '{name}', which '{}' does not have (its columns: {})",
+                file.display(),
+                column_list(schema)
+            ),
+        }
+    }
+    Ok(ArrowSchema::new(fields))
+}
+
+fn check_fits(file: &Path, input: &ArrowSchema, target: &ArrowSchema) -> Result<()> {
+    let extra: Vec<&str> = input
+        .fields()
+        .iter()
+        .filter(|f| target.field_with_name(f.name()).is_err())
+        .map(|f| f.name().as_str())
+        .collect();
+    if !extra.is_empty() {
+        bail_invalid!(
+            "'{}' does not match the dataset's schema: column(s) {} are not in the dataset (its \
+             columns: {}); remove them, pick columns with --columns, or write a new dataset with \
+             --mode overwrite",
+            file.display(),
+            extra.join(", "),
+            column_list(target)
+        );
+    }
+    if let Some(missing) = target
+        .fields()
+        .iter()
+        .find(|f| !f.is_nullable() && input.field_with_name(f.name()).is_err())
+    {
+        bail_invalid!(
+            "'{}' lacks column '{}', which the dataset requires",
+            file.display(),
+            missing.name()
+        );
+    }
+    Ok(())
+}
+
+/// Execute one ingest task: stream the file into uncommitted fragments.
+#[tracing::instrument(level = "debug", skip_all, fields(input = %task.input.display()))]
+pub async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
+    let location = &task.location;
+    location.pin_memory_store().await?;
+    let lance_schema = match task.append_to_version {
+        Some(v) => location
+            .open(Some(&VersionSpec::Number(v)))
+            .await?
+            .schema()
+            .clone(),
+        None => LanceSchema::try_from(&task.schema)
+            .map_err(|e| Error::InvalidInput(format!("schema cannot be stored in Lance: {e}")))?,
+    };
+    let input_bytes = match task.range {
+        Some(r) => r.end - r.start,
+        None => std::fs::metadata(&task.input).map(|m| m.len()).unwrap_or(0),
+    };
+    let options = ReadOptions {
+        target: Arc::new(task.schema.clone()),
+        strict: task.strict,
+        batch_rows: BATCH_ROWS.min(task.max_rows_per_file.max(1)),
+    };
+    let reader = input::open_reader(&task.input, task.format, &options, task.range)?;
+    let (reader, first_error) = input::remember_errors(reader);
+    let params = WriteParams {
+        max_rows_per_file: task.max_rows_per_file,
+        mode: if task.append_to_version.is_some() {
+            LanceWriteMode::Append
+        } else {
+            LanceWriteMode::Create
+        },
+        store_params: Some(location.store_params()),
+        session: Some(location.session()),
+        data_storage_version: task.storage_version,
+        ..Default::default()
+    };
+    let written = FragmentCreateBuilder::new(location.uri())
+        .schema(&lance_schema)
+        .write_params(&params)
+        .write_fragments(reader)
+        .await;
+    let mut fragments = match written {
+        Ok(f) => f,
+        Err(e) => {
+            // An error of the input (bad line, wrong type) beats the storage
+            // layer's wrapping of it.
+            if let Some(message) = first_error.take() {
+                return Err(Error::InvalidInput(message));
+            }
+            return Err(location.lance_error(
+                &format!("write fragments from '{}'", task.input.display()),
+                e,
+            ));
+        }
+    };
+    for fragment in &mut fragments {
+        fragment.id = 0; // assigned at commit, so tasks cannot collide
+    }
+    let rows = fragments
+        .iter()
+        .map(|f| f.physical_rows.unwrap_or(0) as u64)
+        .sum();
+    Ok(IngestTaskOutput {
+        input: task.input,
+        fragments,
+        rows,
+        input_bytes,
+    })
+}
+
+/// Commit every task's fragments as one new version.
+#[tracing::instrument(level = "info", skip_all, fields(uri = %plan.location.uri()))]
+pub async fn commit(plan: &IngestPlan, outputs: Vec<IngestTaskOutput>) -> Result<(u64, u64)> {
+    let rows: u64 = outputs.iter().map(|o| o.rows).sum();
+    let fragments: Vec<Fragment> = outputs.into_iter().flat_map(|o| o.fragments).collect();
+    ensure_invalid!(
+        !fragments.is_empty() && rows > 0,
+        "the input files hold no rows; nothing was written"
+    );
+    let operation = match plan.mode {
+        WriteMode::Append => Operation::Append { fragments },
+        WriteMode::Create | WriteMode::Overwrite => Operation::Overwrite {
+            fragments,
+            schema: LanceSchema::try_from(plan.schema.as_ref()).map_err(|e| {
+                Error::InvalidInput(format!("schema cannot be stored in Lance: {e}"))
+            })?,
+            config_upsert_values: None,
+            initial_bases: None,
+        },
+    };
+    let transaction = TransactionBuilder::new(plan.read_version, operation).build();
+    let location = &plan.location;
+    location.pin_memory_store().await?;
+    let dataset = CommitBuilder::new(location.uri())
+        .with_store_params(location.store_params())
+        .with_session(location.session())
+        .execute(transaction)
+        .await
+        .map_err(|e| location.lance_error("commit ingest", e))?;
+    let total = dataset
+        .count_rows(None)
+        .await
+        .map_err(|e| location.lance_error("count rows", e))? as u64;
+    Ok((dataset.version().version, total))
+}
+
+/// Plan, run every task on `executor`, commit once.
+pub async fn ingest(
+    location: &Location,
+    request: &IngestRequest,
+    executor: &dyn Executor,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    let plan = plan(location, request, executor.parallelism()).await?;
+    note(
+        progress,
+        IngestOp::NAME,
+        format!(
+            "{} task(s) → {} (planned against version {})",
+            plan.tasks.len(),
+            location.uri(),
+            plan.read_version
+        ),
+    );
+    let outputs = run_tasks::<IngestOp>(executor, &plan.tasks, progress).await?;
+    let rows_written: u64 = outputs.iter().map(|o| o.rows).sum();
+    let fragments_written = outputs.iter().map(|o| o.fragments.len()).sum();
+    let input_bytes = outputs.iter().map(|o| o.input_bytes).sum();
+    let (version, total_rows) = commit(&plan, outputs).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(IngestReport {
+        uri: location.uri().to_string(),
+        version,
+        read_version: plan.read_version,
+        rows_written,
+        total_rows,
+        fragments_written,
+        inputs: {
+            let mut files: Vec<&PathBuf> = plan.tasks.iter().map(|t| &t.input).collect();
+            files.dedup();
+            files.len()
+        },
+        tasks: plan.tasks.len(),
+        input_bytes,
+        seconds,
+        rows_per_second: rows_written as f64 / seconds.max(1e-9),
+    })
+}
+
+crate::error::from_str_by_parse!(WriteMode);
