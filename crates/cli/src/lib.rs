@@ -10,7 +10,9 @@
 
 pub mod args;
 pub mod commands;
+pub mod context;
 mod pipeline;
+pub mod query_embedding;
 pub mod render;
 pub mod requests;
 pub mod serve;
@@ -24,7 +26,8 @@ use clap::Parser;
 use lanceflow::Executor;
 
 pub use args::{Cli, ExecutorKind, GlobalArgs, ModelArgs, TrainingArgs};
-pub use commands::{embed_texts, print_json, Context};
+pub use context::{print_json, Context};
+pub use query_embedding::{embed_texts, embed_with};
 pub use render::reports::{human_bytes, segments_text};
 
 /// Builds the executor for `--executor ray` (the Python package provides it).

@@ -29,7 +29,8 @@ use lanceflow::search::VectorSearchRequest;
 use lanceflow::{Location, Metric};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::{embed_with, Context};
+use crate::context::Context;
+use crate::query_embedding::embed_with;
 
 /// The pipeline file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

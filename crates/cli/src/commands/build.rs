@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::Context;
 use crate::args::{CompactArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs, VectorIndexArgs};
+use crate::context::Context;
 use crate::render::reports;
 use crate::requests;
 

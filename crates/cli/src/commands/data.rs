@@ -6,8 +6,8 @@ use std::io::Write;
 use anyhow::Result;
 use lanceflow::dataset::{info, versions};
 
-use super::Context;
 use crate::args::{ConvertCommand, GenerateCommand, IngestArgs, TagCommand, VersionArgs};
+use crate::context::Context;
 use crate::render::reports;
 use crate::requests::{self, version_spec};
 

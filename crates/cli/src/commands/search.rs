@@ -4,29 +4,12 @@
 use std::io::Write;
 
 use anyhow::Result;
-use lanceflow::embedding::EmbedderOptions;
-use lanceflow::vectors::Matrix;
 
-use super::Context;
 use crate::args::{HybridSearchArgs, ModelArgs, TextSearchArgs, VectorSearchArgs};
+use crate::context::{print_json, Context};
+use crate::query_embedding::embed_texts;
 use crate::render::reports;
 use crate::requests::{self, version_spec};
-
-/// Embed texts with the model `model` names, off the async runtime (the
-/// model loads once per process).
-pub async fn embed_texts(model: &ModelArgs, texts: Vec<String>) -> Result<Matrix> {
-    embed_with(model.options(), texts).await
-}
-
-/// Embed texts with the model `options` name, off the async runtime.
-pub async fn embed_with(options: EmbedderOptions, texts: Vec<String>) -> Result<Matrix> {
-    tokio::task::spawn_blocking(move || -> Result<Matrix> {
-        let embedder = lanceflow::embedding::shared_embedder(&options)?;
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Ok(embedder.embed(&refs)?)
-    })
-    .await?
-}
 
 /// `lanceflow embed-query`: one text's vector as a JSON array.
 pub(super) async fn embed_query(
@@ -76,7 +59,7 @@ pub(super) async fn vector(
         lanceflow::search::search_vectors(&location, at.as_ref(), &request, ctx.workers).await?
     };
     if ctx.json {
-        return super::print_json(out, &serde_json::json!({ "results": results.results }));
+        return print_json(out, &serde_json::json!({ "results": results.results }));
     }
     reports::search_results(out, &results)
 }
@@ -87,7 +70,7 @@ pub(super) async fn text(ctx: &Context, args: TextSearchArgs, out: &mut dyn Writ
     let request = requests::text_search(&args);
     let results = lanceflow::search::text::search_text(&location, at.as_ref(), &request).await?;
     if ctx.json {
-        return super::print_json(
+        return print_json(
             out,
             &serde_json::json!({ "results": [{ "query": 0, "hits": results.hits }] }),
         );
@@ -120,7 +103,7 @@ pub(super) async fn hybrid(
                 "seconds": results.seconds,
             });
         }
-        return super::print_json(out, &value);
+        return print_json(out, &value);
     }
     reports::hybrid_results(out, &results, args.fusion, args.timings)
 }

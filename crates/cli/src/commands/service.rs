@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::Context;
 use crate::args::ServeArgs;
+use crate::context::Context;
 use crate::requests::version_spec;
 
 /// A size such as `512MiB`, `2GiB`, `1.5GB` or a plain byte count.
