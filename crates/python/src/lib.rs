@@ -14,7 +14,7 @@
 
 // The CLI's command future is deep; computing its layout needs more than the
 // default query depth.
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
