@@ -38,7 +38,7 @@ pub trait Executor: Send + Sync {
 }
 
 /// The embedded default: tasks run as tokio tasks in this process.
-/// (`crate::operations::local_executor` gives one with the engine's
+/// (`operations::local_executor` gives one with the engine's
 /// operations.)
 #[derive(Clone)]
 pub struct LocalExecutor {

@@ -2,7 +2,7 @@
 //!
 //! An executor is given a [`TaskHandler`] and calls it for every task it
 //! runs; it never names an operation. The engine's handler is a [`Registry`]
-//! of operations, built once in [`crate::operations`] (the only module that
+//! of operations, built once in the `operations` module (the only module that
 //! names them all); tests build registries of their own test operations.
 
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@
 //!
 //! An [`Executor`] only schedules, retries and collects [`TaskSpec`]s with the
 //! handler it is given. Nothing here names an operation: operations depend on
-//! the spine, never the reverse, and [`crate::operations`] is the one module
+//! the spine, never the reverse, and the `operations` module is the one module
 //! that registers them all.
 
 pub mod executor;
