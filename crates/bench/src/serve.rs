@@ -408,7 +408,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
                     .clamp(64, tokio::sync::Semaphore::MAX_PERMITS),
                 ..ServeOptions::default()
             },
-        );
+        )?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_until(listener, state, async {
             let _ = stopped.await;

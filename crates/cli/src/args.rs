@@ -221,9 +221,17 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 above it).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
-    /// Seconds a request may run before it gets 504.
+    /// Seconds a request may run (body, search, response) before it gets
+    /// 504 (at most 3600).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub request_timeout: f64,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers, and may
+    /// stay idle between requests, before it is closed (at most 3600).
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub header_timeout: f64,
     /// Load no embedding model: requests must send vectors (text search works).
     #[arg(long)]
     pub no_model: bool,

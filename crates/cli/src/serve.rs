@@ -1,8 +1,21 @@
-//! `lanceflow serve`: the retrieval service over HTTP (axum).
+//! `lanceflow serve`: the retrieval service over HTTP (axum on hyper).
 //!
 //! The engine's [`Retriever`] does the work; this module is the HTTP front
 //! end: routes, JSON bodies, status codes, access control, limits, request
 //! ids, timeouts and graceful shutdown.
+//!
+//! What keeps it alive under any request:
+//! - the engine bounds every number and checks every filter before work
+//!   ([`lanceflow::limits`]);
+//! - searches run on a runtime of their own ([`SearchPool`]), so CPU-heavy
+//!   requests never starve `/health` or the accept loop, and a request that
+//!   times out or whose client leaves is aborted there;
+//! - one deadline covers a request's body, its search and its response; the
+//!   concurrency limit turns the excess away with 503;
+//! - connections: a cap, a header-read timeout that is also the keep-alive
+//!   idle timeout, and a drain deadline at shutdown;
+//! - a panic in a handler becomes a 500 with the request id;
+//! - error bodies name request fields and never carry server paths.
 //!
 //! | route | what |
 //! |---|---|
@@ -13,9 +26,14 @@
 //! | `GET /openapi.json` | the OpenAPI document (`crates/cli/openapi.json`) |
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -40,8 +58,17 @@ pub struct ServeOptions {
     pub max_concurrency: usize,
     /// Largest request body accepted (413 above it).
     pub max_body_bytes: usize,
-    /// A request running longer gets 504.
+    /// A request running longer (body, search and response) gets 504.
     pub request_timeout: Duration,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// A connection that sends no complete request head for this long (a
+    /// new one, or a kept-alive one between requests) is closed.
+    pub header_timeout: Duration,
+    /// Largest response body; a larger answer is refused with 400.
+    pub max_response_bytes: usize,
+    /// Threads of the search runtime (0: one per core).
+    pub search_threads: usize,
 }
 
 impl Default for ServeOptions {
@@ -51,8 +78,81 @@ impl Default for ServeOptions {
             max_concurrency: 64,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            max_response_bytes: 64 * 1024 * 1024,
+            search_threads: 0,
         }
     }
+}
+
+/// The runtime searches run on, apart from the one that accepts
+/// connections and answers `/health`. Dropping it stops its threads without
+/// waiting (safe inside an async context).
+pub struct SearchPool {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl SearchPool {
+    /// A pool of `threads` threads (0: one per core), each with an 8 MiB
+    /// stack (DataFusion walks filter expressions recursively).
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("lanceflow-search")
+            .thread_stack_size(8 * 1024 * 1024)
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Run `work` on the pool; the work is aborted when the returned future
+    /// is dropped (a timeout, a client gone). A panic comes back as `Err`.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        let Some(runtime) = &self.runtime else {
+            return Err("the search pool has stopped".into());
+        };
+        let mut task = AbortOnDrop(runtime.spawn(work));
+        match (&mut task.0).await {
+            Ok(value) => Ok(value),
+            Err(e) if e.is_panic() => Err(panic_message(e.into_panic())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Drop for SearchPool {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Shared state of every request.
@@ -63,6 +163,7 @@ pub struct ServeState {
 
 struct Inner {
     retriever: Arc<Retriever>,
+    pool: SearchPool,
     api_key: Option<Vec<u8>>,
     limiter: Arc<Semaphore>,
     options: ServeOptions,
@@ -76,22 +177,28 @@ struct Inner {
 pub struct RequestId(pub String);
 
 impl ServeState {
-    /// State for a service over `retriever`.
-    pub fn new(retriever: Arc<Retriever>, options: ServeOptions) -> Self {
+    /// State for a service over `retriever`, with its own search pool.
+    pub fn new(retriever: Arc<Retriever>, options: ServeOptions) -> std::io::Result<Self> {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or_default();
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 retriever,
+                pool: SearchPool::new(options.search_threads)?,
                 api_key: options.api_key.clone().map(String::into_bytes),
                 limiter: Arc::new(Semaphore::new(options.max_concurrency)),
                 options,
                 next_id: AtomicU64::new(1),
                 id_prefix: format!("{:x}", started & 0xff_ffff_ffff),
             }),
-        }
+        })
+    }
+
+    /// The service's limits.
+    pub fn options(&self) -> &ServeOptions {
+        &self.inner.options
     }
 
     /// The concurrency limiter (tests hold its permits to provoke a 503).
@@ -106,6 +213,7 @@ impl ServeState {
             .route("/v1/info", get(info))
             .route("/v1/refresh", post(refresh))
             .route("/openapi.json", get(openapi))
+            .route_layer(from_fn_with_state(self.clone(), deadline))
             .route_layer(from_fn_with_state(self.clone(), limit))
             .route_layer(from_fn_with_state(self.clone(), authorize));
         Router::new()
@@ -113,6 +221,7 @@ impl ServeState {
             .merge(guarded)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.inner.options.max_body_bytes))
+            .layer(axum::middleware::from_fn(catch_panic))
             .layer(from_fn_with_state(self.clone(), request_id))
             .with_state(self.clone())
     }
@@ -155,9 +264,10 @@ fn error_response(status: StatusCode, kind: Refusal, message: &str, id: &Request
     (status, Json(body)).into_response()
 }
 
-/// Engine errors: the caller's mistakes are 4xx with the engine's message;
-/// everything else is a 5xx with a generic body (details go to the log).
-fn engine_error(err: lanceflow::Error, id: &RequestId) -> Response {
+/// Engine errors: the caller's mistakes are 4xx with the engine's message
+/// (the dataset's URI replaced: a client learns no server path); everything
+/// else is a 5xx with a generic body (details go to the log).
+fn engine_error(err: lanceflow::Error, uri: &str, id: &RequestId) -> Response {
     use lanceflow::Error as E;
     let status = match &err {
         E::InvalidInput(_) | E::NotSupported(_) => StatusCode::BAD_REQUEST,
@@ -184,7 +294,21 @@ fn engine_error(err: lanceflow::Error, id: &RequestId) -> Response {
         }
         return response;
     }
-    error_response(status, Refusal::Engine(err.kind()), &err.to_string(), id)
+    let message = without_uri(&err.to_string(), uri);
+    error_response(status, Refusal::Engine(err.kind()), &message, id)
+}
+
+/// `message` with the served dataset's URI (and its local path, for a
+/// `file://` URI) replaced by "the dataset".
+fn without_uri(message: &str, uri: &str) -> String {
+    let mut text = message.to_string();
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    for needle in [uri, path] {
+        if needle.len() > 1 {
+            text = text.replace(needle, "the dataset");
+        }
+    }
+    text
 }
 
 async fn health() -> impl IntoResponse {
@@ -220,17 +344,86 @@ async fn search(
             )
         }
     };
+    let retriever = state.inner.retriever.clone();
+    let limit = state.inner.options.max_response_bytes;
+    let answered = state
+        .inner
+        .pool
+        .run(async move {
+            let response = retriever.search(&request).await?;
+            // Serialized once, on the pool: the body is these bytes.
+            serde_json::to_vec(&response).map_err(lanceflow::Error::from)
+        })
+        .await;
+    match answered {
+        Ok(Ok(body)) if body.len() > limit => error_response(
+            StatusCode::BAD_REQUEST,
+            Refusal::InvalidRequest,
+            &format!(
+                "the answer would be {} bytes, over this service's limit of {limit}; ask for                  fewer hits (\"k\") or fewer \"columns\"",
+                body.len()
+            ),
+            &id,
+        ),
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Err(err)) => engine_error(err, &uri(&state), &id),
+        Err(panic) => internal_error(&panic, &id),
+    }
+}
+
+fn uri(state: &ServeState) -> String {
+    state.inner.retriever.location().uri().to_string()
+}
+
+/// A 500 for a failure the engine did not describe (a panic): the cause
+/// goes to the log, the client gets the request id.
+fn internal_error(cause: &str, id: &RequestId) -> Response {
+    tracing::error!(request_id = %id.0, "request failed: {cause}");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Refusal::Engine(ErrorKind::Internal),
+        &format!(
+            "the server could not answer; it logged the cause under request id {}",
+            id.0
+        ),
+        id,
+    )
+}
+
+async fn info(State(state): State<ServeState>, Extension(id): Extension<RequestId>) -> Response {
+    match state.inner.retriever.info().await {
+        Ok(info) => Json(info).into_response(),
+        Err(err) => engine_error(err, &uri(&state), &id),
+    }
+}
+
+async fn refresh(State(state): State<ServeState>, Extension(id): Extension<RequestId>) -> Response {
+    match state.inner.retriever.refresh().await {
+        Ok(refresh) => Json(refresh).into_response(),
+        Err(err) => engine_error(err, &uri(&state), &id),
+    }
+}
+
+/// One deadline over the whole request: reading the body, the search and
+/// building the response. On expiry the handler is dropped, which aborts
+/// its search on the pool.
+async fn deadline(State(state): State<ServeState>, request: Request, next: Next) -> Response {
     let timeout = state.inner.options.request_timeout;
-    match tokio::time::timeout(timeout, state.inner.retriever.search(&request)).await {
-        Ok(Ok(response)) => Json(response).into_response(),
-        Ok(Err(err)) => engine_error(err, &id),
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(String::new()));
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
         Err(_) => {
             tracing::warn!(request_id = %id.0, "request timed out after {timeout:?}");
             error_response(
                 StatusCode::GATEWAY_TIMEOUT,
                 Refusal::Timeout,
                 &format!(
-                    "the search took longer than {} s; lower k or nprobes, or add a filter",
+                    "the request took longer than {} s (reading its body included); lower \"k\" \
+                     or \"nprobes\", or add a \"filter\"",
                     timeout.as_secs_f64()
                 ),
                 &id,
@@ -239,17 +432,17 @@ async fn search(
     }
 }
 
-async fn info(State(state): State<ServeState>, Extension(id): Extension<RequestId>) -> Response {
-    match state.inner.retriever.info().await {
-        Ok(info) => Json(info).into_response(),
-        Err(err) => engine_error(err, &id),
-    }
-}
-
-async fn refresh(State(state): State<ServeState>, Extension(id): Extension<RequestId>) -> Response {
-    match state.inner.retriever.refresh().await {
-        Ok(refresh) => Json(refresh).into_response(),
-        Err(err) => engine_error(err, &id),
+/// Any panic below this layer becomes a 500 with the request id; the
+/// process and every other connection live on.
+pub async fn catch_panic(request: Request, next: Next) -> Response {
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(String::new()));
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(payload) => internal_error(&format!("panic: {}", panic_message(payload)), &id),
     }
 }
 
@@ -375,15 +568,88 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing the requests in flight");
 }
 
-/// Serve on `listener` until `shutdown` resolves; requests in flight finish.
+/// Serve on `listener` until `shutdown` resolves. Then no connection is
+/// accepted, requests in flight finish within the request timeout (plus a
+/// second), and connections still open after that are closed.
 pub async fn serve_until(
     listener: tokio::net::TcpListener,
     state: ServeState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, state.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let router = state.router();
+    let options = state.options().clone();
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: let some close.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                "closing a new connection: {} are open (--max-connections)",
+                options.max_connections
+            );
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stopping = stopping.clone();
+        let header_timeout = options.header_timeout;
+        connections.spawn(async move {
+            let _slot = slot;
+            let _ = stream.set_nodelay(true);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                () = stop_requested(&mut stopping) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let drain = options.request_timeout + Duration::from_secs(1);
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "closing {} connections still open {drain:?} after shutdown began",
+            connections.len()
+        );
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+/// Resolves once shutdown has begun (or the sender is gone).
+async fn stop_requested(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// Bind `addr` (a clear error when it is taken or not an address here).

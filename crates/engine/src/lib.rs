@@ -37,6 +37,7 @@ pub mod embedding;
 pub mod error;
 pub mod index;
 pub mod ingest;
+pub mod limits;
 pub(crate) mod linalg;
 pub mod operations;
 pub mod progress;

@@ -39,6 +39,28 @@ pub fn parse_size(text: &str) -> lanceflow::Result<usize> {
     }
 }
 
+/// `value` unless it lies outside `low..=high`.
+fn between(flag: &str, value: usize, low: usize, high: usize) -> lanceflow::Result<usize> {
+    if (low..=high).contains(&value) {
+        Ok(value)
+    } else {
+        Err(lanceflow::Error::InvalidInput(format!(
+            "{flag} must be between {low} and {high} (got {value})"
+        )))
+    }
+}
+
+/// A positive number of seconds, at most an hour.
+fn seconds(flag: &str, value: f64) -> lanceflow::Result<std::time::Duration> {
+    if value.is_finite() && value > 0.0 && value <= 3600.0 {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err(lanceflow::Error::InvalidInput(format!(
+            "{flag} must be a number of seconds above 0 and at most 3600 (got {value})"
+        )))
+    }
+}
+
 /// The API key `serve` requires, from an environment variable or a file.
 fn api_key(args: &ServeArgs) -> lanceflow::Result<Option<String>> {
     let key = match (&args.api_key_env, &args.api_key_file) {
@@ -73,22 +95,14 @@ fn api_key(args: &ServeArgs) -> lanceflow::Result<Option<String>> {
 
 pub(super) async fn serve(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> Result<()> {
     use crate::serve::{bind, serve_until, shutdown_signal, ServeOptions, ServeState};
-    if args.max_concurrency == 0 {
-        return Err(
-            lanceflow::Error::InvalidInput("--max-concurrency must be at least 1".into()).into(),
-        );
-    }
-    if !(args.request_timeout.is_finite() && args.request_timeout > 0.0) {
-        return Err(lanceflow::Error::InvalidInput(
-            "--request-timeout must be a positive number of seconds".into(),
-        )
-        .into());
-    }
     let options = ServeOptions {
         api_key: api_key(&args)?,
-        max_concurrency: args.max_concurrency,
-        max_body_bytes: args.max_body_bytes,
-        request_timeout: std::time::Duration::from_secs_f64(args.request_timeout),
+        max_concurrency: between("--max-concurrency", args.max_concurrency, 1, 100_000)?,
+        max_body_bytes: between("--max-body-bytes", args.max_body_bytes, 1, 64 << 20)?,
+        request_timeout: seconds("--request-timeout", args.request_timeout)?,
+        max_connections: between("--max-connections", args.max_connections, 1, 1_000_000)?,
+        header_timeout: seconds("--header-timeout", args.header_timeout)?,
+        ..ServeOptions::default()
     };
     if let Some(size) = &args.cache_size {
         lanceflow::storage::configure_index_cache(parse_size(size)?)?;
@@ -121,7 +135,7 @@ pub(super) async fn serve(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -
         )?;
     }
     out.flush()?;
-    let state = ServeState::new(Arc::new(retriever), options);
+    let state = ServeState::new(Arc::new(retriever), options)?;
     serve_until(listener, state, shutdown_signal()).await?;
     if !ctx.json {
         writeln!(out, "stopped")?;

@@ -57,7 +57,7 @@ async fn state(uri: &str, options: ServeOptions) -> ServeState {
     let retriever = Retriever::open(location(uri), None, Some(Default::default()))
         .await
         .unwrap();
-    ServeState::new(Arc::new(retriever), options)
+    ServeState::new(Arc::new(retriever), options).unwrap()
 }
 
 async fn call(
@@ -222,6 +222,9 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
     );
     let (status, found) = search(&state, serde_json::json!({"query": "x", "version": 99})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{found}");
+    let message = found["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"version\" 99 does not exist"), "{found}");
+    assert!(!message.contains(dir.path().to_str().unwrap()), "{found}");
 
     // Bad requests: 4xx with a message and the request id.
     let wrong_dim = serde_json::json!({"vector": [0.1, 0.2, 0.3]});
@@ -240,12 +243,12 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
         (
             Some(r#"{"query": "x", "k": 0}"#),
             StatusCode::BAD_REQUEST,
-            "k must be between 1 and 10000",
+            "\"k\" must be between 1 and 10000",
         ),
         (
             Some(r#"{"query": "x", "k": 10001}"#),
             StatusCode::BAD_REQUEST,
-            "k must be between 1 and 10000",
+            "\"k\" must be between 1 and 10000",
         ),
         (
             Some(r#"{"k": 3}"#),
@@ -281,11 +284,41 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
     let wrong_dim = wrong_dim.to_string();
     let mut cases = cases;
     cases.push((Some(&wrong_dim), StatusCode::BAD_REQUEST, "dimension"));
+    // The probes that once aborted the process: each a 400 naming the field.
+    let vector = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({"vector": query.row(0)});
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body.to_string()
+    };
+    let huge_refine =
+        vector(serde_json::json!({"k": 10000, "nprobes": 1, "refine_factor": 4294967295u64}));
+    let zero_probes = vector(serde_json::json!({"nprobes": 0}));
+    let or_chain = vector(serde_json::json!({"filter": vec!["n = 1"; 60_000].join(" OR ")}));
+    let repeat = vector(serde_json::json!({"filter": "length(repeat(text, 100000)) > 0"}));
+    let trailing = vector(serde_json::json!({"filter": "n = 1; DELETE FROM t"}));
+    let long_vector = serde_json::json!({"vector": vec![0.5; 70_000]}).to_string();
+    let many_columns = vector(serde_json::json!({"columns": vec!["n"; 2_000]}));
+    for (body, needle) in [
+        (&huge_refine, "\"refine_factor\" must be between 1 and 10 "),
+        (&zero_probes, "\"nprobes\" must be between 1"),
+        (&or_chain, "the filter is"),
+        (&repeat, "`repeat`"),
+        (&trailing, "';'"),
+        (&long_vector, "\"vector\" has 70000 numbers"),
+        (&many_columns, "\"columns\" names 2000 columns"),
+    ] {
+        cases.push((Some(body.as_str()), StatusCode::BAD_REQUEST, needle));
+    }
     for (body, want, needle) in cases {
         let (status, headers, json) = call(&state, "POST", "/v1/search", body, None).await;
         assert_eq!(status, want, "{body:?} → {json}");
         let message = json["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{body:?} → {json}");
+        // HTTP errors speak HTTP: no CLI flags, no server paths.
+        assert!(!message.contains("--"), "{json}");
+        assert!(!message.contains(dir.path().to_str().unwrap()), "{json}");
         assert_eq!(
             json["request_id"].as_str(),
             headers.get("x-request-id").and_then(|v| v.to_str().ok()),
@@ -304,7 +337,8 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
             max_body_bytes: 64,
             ..ServeOptions::default()
         },
-    );
+    )
+    .unwrap();
     let big = format!(r#"{{"query": "{}"}}"#, "x".repeat(100));
     let (status, _, json) = call(&small, "POST", "/v1/search", Some(&big), None).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
@@ -314,14 +348,15 @@ async fn service_answers_like_the_engine_and_rejects_bad_requests() {
     let no_model = ServeState::new(
         Arc::new(Retriever::open(location(&uri), None, None).await.unwrap()),
         ServeOptions::default(),
-    );
+    )
+    .unwrap();
     let (status, json) = search(&no_model, serde_json::json!({"query": "x"})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
     assert!(
         json["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("--no-model"),
+            .contains("without an embedding model"),
         "{json}"
     );
     let (status, json) = search(

@@ -52,6 +52,9 @@ pub async fn plan_read(
             "fragments per read task must be at least 1".into(),
         ));
     }
+    if let Some(filter) = &request.filter {
+        crate::limits::check_filter(filter)?;
+    }
     let dataset = location.open(at).await?;
     for column in request.columns.iter().flatten() {
         crate::dataset::columns::require_column(&dataset, column)?;

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::query::*;
 use super::vector::search_in;
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
+use crate::limits::{self, Names};
 use crate::storage::{Location, VersionSpec};
 
 use super::text::*;
@@ -233,7 +234,7 @@ pub async fn search_hybrid_in(
     request: &HybridRequest,
 ) -> Result<HybridResults> {
     let started = Instant::now();
-    ensure_invalid!(request.k > 0, "--k must be at least 1");
+    limits::check_k(request.k, Names::Flags)?;
     ensure_invalid!(
         request.vector.queries.rows() == 1,
         "a hybrid search takes one query"

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::info::DatasetInfo;
 use crate::embedding::{Embedder, EmbedderOptions};
 use crate::error::{bail_invalid, Error, Result};
+use crate::limits::{self, Names};
 use crate::search::hybrid::{search_hybrid_in, Fusion, HybridRequest};
 use crate::search::query::VectorSearchRequest;
 use crate::search::text::{search_text_in, TextSearchRequest};
@@ -26,8 +27,7 @@ use crate::search::vector::search_in;
 use crate::storage::{Location, VersionSpec};
 use crate::vectors::Matrix;
 
-/// The most hits one request may ask for.
-pub const MAX_K: usize = 10_000;
+pub use crate::limits::MAX_K;
 
 /// Depth of each leg of a hybrid search: at least this many rows, or 2 × k.
 const MIN_LEG_DEPTH: usize = 20;
@@ -173,6 +173,11 @@ const MAX_EMBED_BATCH: usize = 64;
 pub struct Retriever {
     location: Location,
     pinned: RwLock<Arc<Dataset>>,
+    /// The version or tag the service was started at: it then serves that
+    /// version only, and refuses to refresh.
+    pin: Option<VersionSpec>,
+    /// One refresh at a time, so the served version only moves forward.
+    refreshing: tokio::sync::Mutex<()>,
     embedder: Option<Arc<Embedder>>,
     /// Queries to embed: one task takes whatever is waiting and embeds it in
     /// one batch, so concurrent requests share forward passes instead of
@@ -255,6 +260,8 @@ impl Retriever {
         Ok(Self {
             location,
             pinned: RwLock::new(dataset),
+            pin: at.cloned(),
+            refreshing: tokio::sync::Mutex::new(()),
             embedder,
             batcher,
         })
@@ -279,14 +286,33 @@ impl Retriever {
     }
 
     /// Serve the latest version from now on; requests in flight finish on
-    /// the version they started with.
+    /// the version they started with. The served version never moves
+    /// backwards (refreshes run one at a time), a service started at a
+    /// version or tag refuses, and a version this service could not answer
+    /// from (a vector column gone or of another dimension) is refused while
+    /// the current one stays served.
     pub async fn refresh(&self) -> Result<Refresh> {
-        let from = self.version();
-        let latest = Arc::new(self.location.open(None).await?);
+        if let Some(pin) = &self.pin {
+            return Err(Error::NotSupported(format!(
+                "this service serves {} only (it was started pinned to it); restart it without                  a version or tag to follow the latest version",
+                match pin {
+                    VersionSpec::Number(v) => format!("version {v}"),
+                    VersionSpec::Tag(t) => format!("tag '{t}'"),
+                }
+            )));
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        let current = self.dataset();
+        let from = current.version().version;
+        let latest = self.location.open(None).await?;
         let to = latest.version().version;
+        if to <= from {
+            return Ok(Refresh { from, to: from });
+        }
+        servable(&current, &latest)?;
         match self.pinned.write() {
-            Ok(mut guard) => *guard = latest,
-            Err(poisoned) => *poisoned.into_inner() = latest,
+            Ok(mut guard) => *guard = Arc::new(latest),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(latest),
         }
         tracing::info!(from, to, "serving a new version");
         Ok(Refresh { from, to })
@@ -306,16 +332,21 @@ impl Retriever {
 
     /// Check a request without searching (also done by [`Retriever::search`]).
     pub fn validate(&self, request: &RetrievalRequest) -> Result<()> {
-        if request.k == 0 || request.k > MAX_K {
-            bail_invalid!("k must be between 1 and {MAX_K} (got {})", request.k);
-        }
+        limits::check_vector_knobs(
+            request.k,
+            request.nprobes,
+            request.refine_factor,
+            Names::Fields,
+        )?;
+        limits::check_column_count(request.columns.as_deref(), Names::Fields)?;
         if let Some(v) = &request.vector {
-            if v.is_empty() {
-                bail_invalid!("\"vector\" is empty; give the query vector's numbers");
-            }
-            if v.iter().any(|x| !x.is_finite()) {
-                bail_invalid!("\"vector\" holds a value that is not a finite number");
-            }
+            limits::check_query_vector(v, Names::Fields)?;
+        }
+        if let Some(q) = &request.query {
+            limits::check_query_length(q, Names::Fields)?;
+        }
+        if let Some(filter) = &request.filter {
+            limits::check_filter(filter)?;
         }
         let query = request.query.as_deref();
         match request.mode {
@@ -360,7 +391,16 @@ impl Retriever {
         self.validate(request)?;
         let dataset = match request.version {
             Some(v) if v != self.version() => {
-                Arc::new(self.location.open(Some(&VersionSpec::Number(v))).await?)
+                match self.location.open(Some(&VersionSpec::Number(v))).await {
+                    Ok(ds) => Arc::new(ds),
+                    Err(Error::NotFound(_)) => {
+                        return Err(Error::NotFound(format!(
+                            "\"version\" {v} does not exist; the service serves version {}",
+                            self.version()
+                        )))
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             _ => self.dataset(),
         };
@@ -487,8 +527,8 @@ impl Retriever {
     async fn embed(&self, text: &str) -> Result<Matrix> {
         let Some(batcher) = &self.batcher else {
             return Err(Error::NotSupported(
-                "this service runs without an embedding model (started with --no-model): send \
-                 \"vector\" instead of a text \"query\", or restart it with the model"
+                "this service runs without an embedding model: send \"vector\" (the query's \
+                 embedding) instead of a text \"query\", or ask its operator to load the model"
                     .into(),
             ));
         };
@@ -501,6 +541,42 @@ impl Retriever {
             .map_err(|_| Error::Internal("the embedding batcher dropped a request".into()))??;
         Matrix::new(vector.len(), vector)
     }
+}
+
+/// Whether `next` can be served in place of `current`: every vector column
+/// of `current` is still there with the same dimension (queries and the
+/// model's vectors are of that dimension).
+fn servable(current: &Dataset, next: &Dataset) -> Result<()> {
+    let dimension = |ds: &Dataset, name: &str| {
+        ds.schema().field(name).and_then(|f| match f.data_type() {
+            arrow_schema::DataType::FixedSizeList(_, n) => Some(n),
+            _ => None,
+        })
+    };
+    for field in &current.schema().fields {
+        let Some(dim) = dimension(current, &field.name) else {
+            continue;
+        };
+        let (name, from, to) = (
+            &field.name,
+            current.version().version,
+            next.version().version,
+        );
+        match dimension(next, name) {
+            Some(d) if d == dim => {}
+            Some(d) => {
+                return Err(Error::NotSupported(format!(
+                    "version {to} cannot be served: its vector column '{name}' has {d}                      dimensions where version {from} has {dim}; still serving version {from}"
+                )))
+            }
+            None => {
+                return Err(Error::NotSupported(format!(
+                    "version {to} cannot be served: it has no vector column '{name}' (version                      {from} has one); still serving version {from}. Embed the new version, then                      refresh"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ms(since: Instant) -> f64 {

@@ -24,6 +24,7 @@ use super::direct::covers_each_fragment_once;
 use super::query::*;
 use crate::dataset::version_cache::VersionCache;
 use crate::error::{ensure_invalid, Error, Result};
+use crate::limits::{self, Names};
 use crate::storage::{Location, VersionSpec};
 
 /// Score column lance adds to full-text results.
@@ -349,7 +350,12 @@ pub(crate) async fn search_text_in_with(
     planned_only: bool,
 ) -> Result<TextResults> {
     let started = Instant::now();
-    ensure_invalid!(request.k > 0, "--k must be at least 1");
+    limits::check_k(request.k, Names::Flags)?;
+    limits::check_query_length(&request.query, Names::Flags)?;
+    limits::check_column_count(request.columns.as_deref(), Names::Flags)?;
+    if let Some(filter) = &request.filter {
+        limits::check_filter(filter)?;
+    }
     let searched = searched_columns(location, dataset, &request.search_columns).await?;
     let query = fts_query(request, &searched)?;
     let projection = projection(dataset, &request.columns)?;

@@ -20,6 +20,7 @@ use crate::vectors::Matrix;
 
 use super::direct::*;
 use super::query::*;
+use crate::limits::{self, Names};
 
 /// `planned_only`: never take the direct path (the distributed driver, which
 /// does not search here, and the tests comparing the two paths).
@@ -29,12 +30,15 @@ pub(crate) async fn prepare(
     request: &VectorSearchRequest,
     planned_only: bool,
 ) -> Result<Prepared> {
-    ensure_invalid!(request.k > 0, "--k must be at least 1");
-    if let Some(n) = request.nprobes {
-        ensure_invalid!(n > 0, "--nprobes must be at least 1");
-    }
-    if let Some(f) = request.refine_factor {
-        ensure_invalid!(f > 0, "--refine-factor must be at least 1");
+    limits::check_vector_knobs(
+        request.k,
+        request.nprobes,
+        request.refine_factor,
+        Names::Flags,
+    )?;
+    limits::check_column_count(request.columns.as_deref(), Names::Flags)?;
+    if let Some(filter) = &request.filter {
+        limits::check_filter(filter)?;
     }
     ensure_invalid!(request.queries.rows() > 0, "no query vectors given");
     let column = match &request.column {
