@@ -244,7 +244,7 @@ fn vector_bad_input_exits_2_and_commits_nothing() {
     );
     fails_with(
         &search(&["--query-row", "1", "-k", "0"]),
-        &["--k must be at least 1"],
+        &["--k must be between 1 and 10000"],
     );
     assert_eq!(version_of(&uri, &[]), 2);
 }
