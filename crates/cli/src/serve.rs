@@ -277,16 +277,7 @@ fn engine_error(err: lanceflow::Error, uri: &str, id: &RequestId) -> Response {
         E::TasksFailed { .. } | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     if status.is_server_error() {
-        tracing::error!(request_id = %id.0, kind = err.kind().as_str(), "request failed: {err}");
-        let mut response = error_response(
-            status,
-            Refusal::Engine(err.kind()),
-            &format!(
-                "the server could not answer; it logged the cause under request id {}",
-                id.0
-            ),
-            id,
-        );
+        let mut response = server_failure(status, err.kind(), &err.to_string(), id);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -375,19 +366,32 @@ fn uri(state: &ServeState) -> String {
     state.inner.retriever.location().uri().to_string()
 }
 
-/// A 500 for a failure the engine did not describe (a panic): the cause
-/// goes to the log, the client gets the request id.
-fn internal_error(cause: &str, id: &RequestId) -> Response {
-    tracing::error!(request_id = %id.0, "request failed: {cause}");
+/// A 5xx: the cause goes to the log, the client gets the request id.
+fn server_failure(status: StatusCode, kind: ErrorKind, cause: &str, id: &RequestId) -> Response {
+    tracing::error!(request_id = %id.0, kind = kind.as_str(), "request failed: {cause}");
     error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Refusal::Engine(ErrorKind::Internal),
+        status,
+        Refusal::Engine(kind),
         &format!(
             "the server could not answer; it logged the cause under request id {}",
             id.0
         ),
         id,
     )
+}
+
+/// A 500 for a failure the engine did not describe (a panic).
+fn internal_error(cause: &str, id: &RequestId) -> Response {
+    server_failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, cause, id)
+}
+
+/// The id [`request_id`] gave this request (empty outside that layer).
+fn id_of(request: &Request) -> RequestId {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId(String::new()))
 }
 
 async fn info(State(state): State<ServeState>, Extension(id): Extension<RequestId>) -> Response {
@@ -409,11 +413,7 @@ async fn refresh(State(state): State<ServeState>, Extension(id): Extension<Reque
 /// its search on the pool.
 async fn deadline(State(state): State<ServeState>, request: Request, next: Next) -> Response {
     let timeout = state.inner.options.request_timeout;
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(|| RequestId(String::new()));
+    let id = id_of(&request);
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
@@ -435,11 +435,7 @@ async fn deadline(State(state): State<ServeState>, request: Request, next: Next)
 /// Any panic below this layer becomes a 500 with the request id; the
 /// process and every other connection live on.
 pub async fn catch_panic(request: Request, next: Next) -> Response {
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(|| RequestId(String::new()));
+    let id = id_of(&request);
     match AssertUnwindSafe(next.run(request)).catch_unwind().await {
         Ok(response) => response,
         Err(payload) => internal_error(&format!("panic: {}", panic_message(payload)), &id),
@@ -479,11 +475,7 @@ fn refuse(
     message: &str,
     (name, value): (header::HeaderName, &'static str),
 ) -> Response {
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .cloned()
-        .unwrap_or_else(|| RequestId(String::new()));
+    let id = id_of(request);
     let mut response = error_response(status, kind, message, &id);
     response
         .headers_mut()

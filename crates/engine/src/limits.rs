@@ -151,6 +151,21 @@ pub fn check_vector_knobs(
     Ok(())
 }
 
+/// What every search request carries, within bounds: k, nprobes and
+/// refine_factor (vector searches), the projected columns and the filter.
+pub fn check_search(
+    k: usize,
+    nprobes: Option<usize>,
+    refine_factor: Option<u32>,
+    columns: Option<&[String]>,
+    filter: Option<&str>,
+    names: Names,
+) -> Result<()> {
+    check_vector_knobs(k, nprobes, refine_factor, names)?;
+    check_column_count(columns, names)?;
+    filter.map_or(Ok(()), check_filter)
+}
+
 /// k between 1 and [`MAX_K`].
 pub fn check_k(k: usize, names: Names) -> Result<()> {
     if k == 0 || k > MAX_K {

@@ -332,21 +332,19 @@ impl Retriever {
 
     /// Check a request without searching (also done by [`Retriever::search`]).
     pub fn validate(&self, request: &RetrievalRequest) -> Result<()> {
-        limits::check_vector_knobs(
+        limits::check_search(
             request.k,
             request.nprobes,
             request.refine_factor,
+            request.columns.as_deref(),
+            request.filter.as_deref(),
             Names::Fields,
         )?;
-        limits::check_column_count(request.columns.as_deref(), Names::Fields)?;
         if let Some(v) = &request.vector {
             limits::check_query_vector(v, Names::Fields)?;
         }
         if let Some(q) = &request.query {
             limits::check_query_length(q, Names::Fields)?;
-        }
-        if let Some(filter) = &request.filter {
-            limits::check_filter(filter)?;
         }
         let query = request.query.as_deref();
         match request.mode {

@@ -350,12 +350,15 @@ pub(crate) async fn search_text_in_with(
     planned_only: bool,
 ) -> Result<TextResults> {
     let started = Instant::now();
-    limits::check_k(request.k, Names::Flags)?;
+    limits::check_search(
+        request.k,
+        None,
+        None,
+        request.columns.as_deref(),
+        request.filter.as_deref(),
+        Names::Flags,
+    )?;
     limits::check_query_length(&request.query, Names::Flags)?;
-    limits::check_column_count(request.columns.as_deref(), Names::Flags)?;
-    if let Some(filter) = &request.filter {
-        limits::check_filter(filter)?;
-    }
     let searched = searched_columns(location, dataset, &request.search_columns).await?;
     let query = fts_query(request, &searched)?;
     let projection = projection(dataset, &request.columns)?;

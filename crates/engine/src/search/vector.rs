@@ -30,16 +30,14 @@ pub(crate) async fn prepare(
     request: &VectorSearchRequest,
     planned_only: bool,
 ) -> Result<Prepared> {
-    limits::check_vector_knobs(
+    limits::check_search(
         request.k,
         request.nprobes,
         request.refine_factor,
+        request.columns.as_deref(),
+        request.filter.as_deref(),
         Names::Flags,
     )?;
-    limits::check_column_count(request.columns.as_deref(), Names::Flags)?;
-    if let Some(filter) = &request.filter {
-        limits::check_filter(filter)?;
-    }
     ensure_invalid!(request.queries.rows() > 0, "no query vectors given");
     let column = match &request.column {
         Some(c) => c.clone(),
