@@ -24,8 +24,19 @@ done
 export LANCEFLOW_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 echo "test: moto S3 server at $LANCEFLOW_TEST_S3_ENDPOINT" >&2
 
+# The fault-injecting proxy in front of it (scripted 503/500/resets/stalls/
+# lost responses, per bucket; see scripts/s3_fault_proxy.py).
+proxy_out="$(mktemp -t s3proxy.XXXXXX.log)"
+python3 scripts/s3_fault_proxy.py --upstream "$LANCEFLOW_TEST_S3_ENDPOINT" >"$proxy_out" 2>&1 &
+proxy_pid=$!
 out="$(mktemp -t lanceflow-test.XXXXXX.log)"
-trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true; rm -f "$log" "$out"' EXIT
+trap 'kill $moto_pid $proxy_pid 2>/dev/null || true; wait $moto_pid $proxy_pid 2>/dev/null || true; rm -f "$log" "$out" "$proxy_out"' EXIT
+for _ in $(seq 1 100); do
+  if [ -s "$proxy_out" ]; then break; fi
+  sleep 0.1
+done
+export LANCEFLOW_TEST_S3_FAULT_PROXY="$(head -n1 "$proxy_out")"
+echo "test: S3 fault proxy at $LANCEFLOW_TEST_S3_FAULT_PROXY" >&2
 set +e
 cargo test "$@" 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}

@@ -220,6 +220,7 @@ impl ServeState {
             .route("/health", get(health))
             .merge(guarded)
             .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(self.inner.options.max_body_bytes))
             .layer(axum::middleware::from_fn(catch_panic))
             .layer(from_fn_with_state(self.clone(), request_id))
@@ -315,6 +316,15 @@ async fn not_found(Extension(id): Extension<RequestId>) -> Response {
         StatusCode::NOT_FOUND,
         Refusal::Engine(ErrorKind::NotFound),
         "no such route; see /openapi.json",
+        &id,
+    )
+}
+
+async fn method_not_allowed(Extension(id): Extension<RequestId>) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Refusal::InvalidRequest,
+        "this route does not take that method; see /openapi.json",
         &id,
     )
 }
@@ -714,6 +724,26 @@ mod tests {
             "/openapi.json",
         ] {
             assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
+    }
+
+    #[test]
+    fn openapi_bounds_are_the_engines_limits() {
+        use lanceflow::limits::*;
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let fields = &doc["components"]["schemas"]["SearchRequest"]["properties"];
+        assert_eq!(fields["k"]["maximum"], MAX_K);
+        assert_eq!(fields["nprobes"]["maximum"], MAX_NPROBES);
+        assert_eq!(fields["query"]["maxLength"], MAX_QUERY_BYTES);
+        assert_eq!(fields["vector"]["maxItems"], MAX_VECTOR_DIM);
+        assert_eq!(fields["columns"]["maxItems"], MAX_COLUMNS);
+        assert_eq!(fields["filter"]["maxLength"], MAX_FILTER_BYTES);
+        let refine = fields["refine_factor"]["description"].as_str().unwrap();
+        assert!(refine.contains(&MAX_REFINE_CANDIDATES.to_string()), "{refine}");
+        let filter = fields["filter"]["description"].as_str().unwrap();
+        assert!(filter.contains(&MAX_FILTER_TERMS.to_string()), "{filter}");
+        for function in ["lower", "upper", "length", "abs", "coalesce", "regexp_like", "array_has"] {
+            assert!(FILTER_FUNCTIONS.contains(&function), "{function}");
         }
     }
 }

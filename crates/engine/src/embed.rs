@@ -41,7 +41,7 @@ use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use futures::TryStreamExt;
 use lance::dataset::fragment::write::FragmentCreateBuilder;
 use lance::dataset::fragment::FileFragment;
-use lance::dataset::transaction::{DataReplacementGroup, Operation, TransactionBuilder};
+use lance::dataset::transaction::{DataReplacementGroup, Operation};
 use lance::dataset::write::CommitBuilder;
 use lance::dataset::NewColumnTransform;
 use lance::dataset::WriteParams;
@@ -51,6 +51,7 @@ use lance_table::format::Fragment;
 use object_store::path::Path as StorePath;
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::commit;
 use crate::dataset::fragments::fragments_label;
 use crate::embedding::{shared_embedder, Embedder, EmbedderOptions};
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
@@ -456,9 +457,13 @@ fn fnv(text: &str) -> String {
 }
 
 /// The checkpoint store of one run: one JSON file per finished fragment.
+/// A checkpoint is trusted only when it still describes its fragment: the
+/// right fragment id and row count, and every data file it names present.
 struct Checkpoints {
     store: Arc<lance::io::ObjectStore>,
     dir: StorePath,
+    /// The data directory of the dataset the checkpoints' files are in.
+    data: StorePath,
 }
 
 impl Checkpoints {
@@ -466,14 +471,23 @@ impl Checkpoints {
     /// not exist yet: a new dataset's are kept where it will be).
     async fn open(location: &Location, rel: &str) -> Result<Self> {
         let (store, dir) = location.store_dir(rel, "open checkpoint store").await?;
-        Ok(Self { store, dir })
+        let (_, data) = location.store_dir("data", "open checkpoint store").await?;
+        Ok(Self { store, dir, data })
     }
 
     fn path(&self, fragment: u32) -> StorePath {
         self.dir.clone().join(format!("{fragment}.json"))
     }
 
-    async fn load(&self, location: &Location, fragment: u32) -> Result<Option<Vec<Fragment>>> {
+    /// The finished work for `source`, if its checkpoint is readable and
+    /// still matches the fragment (else the fragment is redone).
+    async fn load(
+        &self,
+        location: &Location,
+        source: &FileFragment,
+        mode: EmbedMode,
+    ) -> Result<Option<Vec<Fragment>>> {
+        let fragment = source.id() as u32;
         let path = self.path(fragment);
         let exists = self
             .store
@@ -488,14 +502,75 @@ impl Checkpoints {
             .read_one_all(&path)
             .await
             .map_err(|e| location.lance_error("read checkpoint", e))?;
-        match serde_json::from_slice::<Vec<Fragment>>(&bytes) {
-            Ok(f) => Ok(Some(f)),
+        let done = match serde_json::from_slice::<Vec<Fragment>>(&bytes) {
+            Ok(done) => done,
             Err(e) => {
                 // A torn write: redo the fragment.
                 tracing::warn!(fragment, error = %e, "ignoring unreadable checkpoint");
+                return Ok(None);
+            }
+        };
+        match self.mismatch(location, source, mode, &done).await? {
+            None => Ok(Some(done)),
+            Some(reason) => {
+                tracing::warn!(fragment, reason, "ignoring a checkpoint that no longer matches");
                 Ok(None)
             }
         }
+    }
+
+    /// Why `done` cannot stand for `source`'s work, if it cannot.
+    async fn mismatch(
+        &self,
+        location: &Location,
+        source: &FileFragment,
+        mode: EmbedMode,
+        done: &[Fragment],
+    ) -> Result<Option<String>> {
+        let id = source.id() as u64;
+        if mode == EmbedMode::NewDataset {
+            // The live rows, copied into fragments of the new dataset.
+            let live = source
+                .count_rows(None)
+                .await
+                .map_err(|e| location.lance_error("count rows", e))?;
+            let copied: usize = done.iter().filter_map(|f| f.physical_rows).sum();
+            if copied != live {
+                return Ok(Some(format!("it holds {copied} rows, the fragment {live}")));
+            }
+        } else {
+            let physical = source
+                .physical_rows()
+                .await
+                .map_err(|e| location.lance_error("count rows", e))?;
+            let [one] = done else {
+                return Ok(Some(format!("it names {} fragments, not one", done.len())));
+            };
+            if one.id != id {
+                return Ok(Some(format!("it is for fragment {}", one.id)));
+            }
+            if one.physical_rows != Some(physical) {
+                return Ok(Some(format!(
+                    "it holds {:?} rows, the fragment {physical}",
+                    one.physical_rows
+                )));
+            }
+        }
+        for file in done.iter().flat_map(|f| &f.files) {
+            let mut path = self.data.clone();
+            for part in file.path.split('/') {
+                path = path.join(part);
+            }
+            let exists = self
+                .store
+                .exists(&path)
+                .await
+                .map_err(|e| location.lance_error("read checkpoint", e))?;
+            if !exists {
+                return Ok(Some(format!("its data file {} is gone", file.path)));
+            }
+        }
+        Ok(None)
     }
 
     async fn save(&self, location: &Location, fragment: u32, value: &[Fragment]) -> Result<()> {
@@ -637,7 +712,7 @@ pub async fn plan(
     let mut pending: Vec<(u32, u64)> = Vec::new();
     for fragment in &todo {
         let id = fragment.id() as u32;
-        if let Some(done) = checkpoints.load(written, id).await? {
+        if let Some(done) = checkpoints.load(written, fragment, mode).await? {
             resumed.insert(id, done);
             continue;
         }
@@ -856,6 +931,7 @@ async fn rewrite_vector_column(
         .map_err(|e| location.lance_error("write vectors", e))?;
     let mut holder = Fragment::new(group.0);
     holder.files = vec![group.1];
+    holder.physical_rows = Some(physical);
     Ok(holder)
 }
 
@@ -883,12 +959,6 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
         resumed: 0,
     };
     for &id in &task.fragments {
-        // A retried task keeps what its earlier attempt finished.
-        if let Some(done) = checkpoints.load(written, id).await? {
-            output.fragments.push((id, done));
-            output.resumed += 1;
-            continue;
-        }
         let fragment = dataset.get_fragment(id as usize).ok_or_else(|| {
             Error::NotFound(format!(
                 "fragment {id} is not in version {} of '{}'",
@@ -896,6 +966,12 @@ pub async fn execute(task: EmbedTask) -> Result<EmbedTaskOutput> {
                 location.uri()
             ))
         })?;
+        // A retried task keeps what its earlier attempt finished.
+        if let Some(done) = checkpoints.load(written, &fragment, task.mode).await? {
+            output.fragments.push((id, done));
+            output.resumed += 1;
+            continue;
+        }
         if let (EmbedMode::NewDataset, Some((target, schema))) = (task.mode, &task.output) {
             let (fragments, rows, tokens) =
                 copy_with_vectors(location, &fragment, &task.text, &embedder, target, schema)
@@ -1048,14 +1124,11 @@ async fn commit_new_dataset(plan: &EmbedPlan, done: BTreeMap<u32, Vec<Fragment>>
         config_upsert_values: None,
         initial_bases: None,
     };
-    let transaction = TransactionBuilder::new(0, operation).build();
     target.pin_memory_store().await?;
-    let dataset = CommitBuilder::new(target.uri())
+    let builder = CommitBuilder::new(target.uri())
         .with_store_params(target.store_params())
-        .with_session(target.session())
-        .execute(transaction)
-        .await
-        .map_err(|e| target.lance_error("commit the new dataset", e))?;
+        .with_session(target.session());
+    let dataset = commit::commit(target, builder, 0, operation, "commit the new dataset").await?;
     Ok(dataset.version().version)
 }
 
@@ -1147,11 +1220,14 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
             return Err(Error::Internal("new-dataset commit in column mode".into()))
         }
     };
-    let transaction = TransactionBuilder::new(plan.read_version, operation).build();
-    let committed = CommitBuilder::new(Arc::new(dataset))
-        .execute(transaction)
-        .await
-        .map_err(|e| location.lance_error("commit embeddings", e))?;
+    let committed = commit::commit(
+        location,
+        CommitBuilder::new(Arc::new(dataset)),
+        plan.read_version,
+        operation,
+        "commit embeddings",
+    )
+    .await?;
     Ok(committed.version().version)
 }
 

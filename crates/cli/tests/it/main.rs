@@ -3,6 +3,8 @@
 mod bad_input;
 mod common;
 mod embed;
+mod faults;
+mod fuzz;
 mod s3;
 mod serve;
 mod text;

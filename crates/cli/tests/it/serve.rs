@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use crate::common::*;
 
 /// 120 documents with embeddings, a vector index and a full-text index.
-fn knowledge_base(dir: &std::path::Path) -> String {
+pub(crate) fn knowledge_base(dir: &std::path::Path) -> String {
     let input = write_jsonl(dir, "docs.jsonl", 0, 120);
     let uri = dir.join("kb").to_string_lossy().to_string();
     ok(&run(&[
@@ -53,14 +53,14 @@ fn location(uri: &str) -> Location {
     Location::resolve(uri, &StorageOptions::default()).unwrap()
 }
 
-async fn state(uri: &str, options: ServeOptions) -> ServeState {
+pub(crate) async fn state(uri: &str, options: ServeOptions) -> ServeState {
     let retriever = Retriever::open(location(uri), None, Some(Default::default()))
         .await
         .unwrap();
     ServeState::new(Arc::new(retriever), options).unwrap()
 }
 
-async fn call(
+pub(crate) async fn call(
     state: &ServeState,
     method: &str,
     path: &str,
@@ -541,4 +541,117 @@ fn binary_serves_over_loopback_and_stops_on_sigterm() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(!stderr.contains("k3y"), "{stderr}");
+}
+
+/// Reads until the server closes the connection (or `limit` passes):
+/// what it sent, and how long it took.
+fn read_until_closed(
+    stream: &mut std::net::TcpStream,
+    limit: std::time::Duration,
+) -> (String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        assert!(started.elapsed() < limit, "the connection stayed open");
+    }
+    assert!(started.elapsed() < limit, "the connection stayed open");
+    (String::from_utf8_lossy(&seen).to_string(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_timed_out_and_drained() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let uri = knowledge_base(dir.path());
+    let options = ServeOptions {
+        max_connections: 2,
+        header_timeout: Duration::from_millis(600),
+        request_timeout: Duration::from_secs(2),
+        ..ServeOptions::default()
+    };
+    let state = state(&uri, options).await;
+    let (listener, addr) = lanceflow_cli::serve::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lanceflow_cli::serve::serve_until(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let clients = tokio::task::spawn_blocking(move || {
+        let addr = addr.to_string();
+        // Two half-open connections (one header line each) take both slots.
+        let mut half_open: Vec<_> = (0..2)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        // A third is closed at once, unanswered.
+        let mut third = std::net::TcpStream::connect(&addr).unwrap();
+        let (said, took) = read_until_closed(&mut third, Duration::from_millis(500));
+        assert!(said.is_empty(), "{said}");
+        assert!(took < Duration::from_millis(400), "{took:?}");
+        // The half-open ones are closed by the header timeout.
+        for s in &mut half_open {
+            read_until_closed(s, Duration::from_secs(5));
+        }
+        // Their slots are free again: a whole request is answered.
+        let (status, body) = http(&addr, "GET", "/health", "", None);
+        assert_eq!(status, 200, "{body}");
+        // A keep-alive connection left idle after its answer is closed too.
+        let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+        idle.write_all(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .unwrap();
+        let (said, took) = read_until_closed(&mut idle, Duration::from_secs(5));
+        assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+        assert!(took >= Duration::from_millis(500), "{took:?}");
+        // One more half-open connection, left for the shutdown to close.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"POST /v1/search HTTP/1.1\r\n").unwrap();
+        s
+    })
+    .await
+    .unwrap();
+
+    // Shutdown ends within the drain deadline (request timeout + 1 s).
+    let started = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server did not stop")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    drop(clients);
+}
+
+#[tokio::test]
+async fn a_panic_becomes_a_500_with_json() {
+    let app = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom at /secret/path");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(axum::middleware::from_fn(lanceflow_cli::serve::catch_panic));
+    let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["error"]["kind"], "internal", "{json}");
+    assert!(!json.to_string().contains("/secret/path"), "{json}");
 }

@@ -3,6 +3,7 @@
 //! its versions and tags, and answers kept per committed version.
 
 pub mod columns;
+pub(crate) mod commit;
 pub mod fragments;
 pub mod info;
 pub mod read;

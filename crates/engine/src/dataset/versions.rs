@@ -226,13 +226,24 @@ pub struct CleanupReport {
     pub failed_deletes: u64,
 }
 
-/// Parse an age such as `7d`, `12h`, `30m` or `0s`.
+/// The oldest age a cleanup accepts: 1000 years of 365.25 days (humantime's
+/// `y`). Older ages ask for the same thing, and unbounded ones overflow the
+/// clock arithmetic.
+pub const MAX_AGE: Duration = Duration::from_secs(1000 * 31_557_600);
+
+/// Parse an age such as `7d`, `12h`, `30m` or `0s` (at most 1000y).
 pub fn parse_age(text: &str) -> Result<Duration> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
+    let age = humantime::parse_duration(text.trim()).map_err(|e| {
         Error::InvalidInput(format!(
             "'{text}' is not an age ({e}); write e.g. 7d, 12h, 30m or 0s"
         ))
-    })
+    })?;
+    if age > MAX_AGE {
+        return Err(Error::InvalidInput(format!(
+            "the age '{text}' is more than 1000 years; write at most 1000y"
+        )));
+    }
+    Ok(age)
 }
 
 /// Remove versions older than `older_than` and the files only they used.
@@ -243,10 +254,12 @@ pub async fn cleanup(
     dry_run: bool,
 ) -> Result<CleanupReport> {
     let dataset = location.open(None).await?;
-    let age = chrono::Duration::from_std(older_than)
-        .map_err(|_| Error::InvalidInput("--older-than is too large".into()))?;
+    let before = chrono::Duration::from_std(older_than.min(MAX_AGE))
+        .ok()
+        .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+        .ok_or_else(|| Error::InvalidInput("the age is more than 1000 years".into()))?;
     let policy = CleanupPolicyBuilder::default()
-        .before_timestamp(chrono::Utc::now() - age)
+        .before_timestamp(before)
         .error_if_tagged_old_versions(false)
         .build();
     let operation = dataset.cleanup(policy);
@@ -281,6 +294,9 @@ mod tests {
         assert_eq!(parse_age("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert_eq!(parse_age("0s").unwrap(), Duration::ZERO);
         assert!(parse_age("soon").unwrap_err().to_string().contains("7d"));
+        assert_eq!(parse_age("1000y").unwrap(), MAX_AGE);
+        let too_old = parse_age("1000000y").unwrap_err().to_string();
+        assert!(too_old.contains("at most 1000y"), "{too_old}");
     }
 
     #[test]

@@ -105,7 +105,22 @@ pub fn infer_schema(path: &Path, format: InputFormat) -> Result<SchemaRef> {
         }
         InputFormat::Arrow => open_arrow(path, None)?.schema().as_ref().clone(),
     };
+    check_unique_names(path, schema.fields().iter().map(|f| f.name().as_str()))?;
     Ok(Arc::new(storable_schema(schema)))
+}
+
+/// Refuse a file whose columns repeat a name: one of them would be dropped.
+fn check_unique_names<'a>(path: &Path, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            bail_invalid!(
+                "{}: the column '{name}' appears more than once; rename one of them",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Columns whose type was not decided by the sample (all null) become
@@ -316,6 +331,7 @@ fn parse_csv_header(path: &Path, header: &str) -> Result<Vec<String>> {
     if names.iter().all(|n| n.trim().is_empty()) {
         bail_invalid!("{}: the CSV file has no header row", path.display());
     }
+    check_unique_names(path, names.iter().map(String::as_str))?;
     Ok(names)
 }
 
@@ -887,6 +903,16 @@ mod tests {
         assert_eq!(batches[0].schema(), target);
         assert_eq!(batches[0].num_rows(), 2);
         assert_eq!(batches[0].column(2).null_count(), 2);
+
+        // A repeated column is refused on create (inference) and on append.
+        let twice = write(dir.path(), "twice.csv", "a,a\n1,2\n");
+        let err = infer_schema(&twice, InputFormat::Csv).unwrap_err().to_string();
+        assert!(err.contains("'a' appears more than once"), "{err}");
+        let err = open_reader(&twice, InputFormat::Csv, &opts, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("'a' appears more than once"), "{err}");
 
         let bad = write(dir.path(), "bad.csv", "a,q\n1,2\n");
         let err = open_reader(&bad, InputFormat::Csv, &opts, None)

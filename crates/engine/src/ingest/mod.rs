@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use arrow_schema::{Schema as ArrowSchema, SchemaRef};
 use lance::dataset::fragment::write::FragmentCreateBuilder;
-use lance::dataset::transaction::{Operation, TransactionBuilder};
+use lance::dataset::transaction::Operation;
 use lance::dataset::write::CommitBuilder;
 use lance::dataset::{WriteMode as LanceWriteMode, WriteParams};
 use lance::datatypes::Schema as LanceSchema;
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod input;
 
+use crate::dataset::commit;
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
 use crate::progress::{note, Progress};
 use crate::spine::Executor;
@@ -517,15 +518,19 @@ pub async fn commit(plan: &IngestPlan, outputs: Vec<IngestTaskOutput>) -> Result
             initial_bases: None,
         },
     };
-    let transaction = TransactionBuilder::new(plan.read_version, operation).build();
     let location = &plan.location;
     location.pin_memory_store().await?;
-    let dataset = CommitBuilder::new(location.uri())
+    let builder = CommitBuilder::new(location.uri())
         .with_store_params(location.store_params())
-        .with_session(location.session())
-        .execute(transaction)
-        .await
-        .map_err(|e| location.lance_error("commit ingest", e))?;
+        .with_session(location.session());
+    let dataset = commit::commit(
+        location,
+        builder,
+        plan.read_version,
+        operation,
+        "commit ingest",
+    )
+    .await?;
     let total = dataset
         .count_rows(None)
         .await
