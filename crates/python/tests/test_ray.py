@@ -363,3 +363,69 @@ def test_cli_entry_point_runs_on_ray(cluster, pair, tmp_path, ray_executor):
         env=env,
     )
     assert bad.returncode == 2 and "error:" in bad.stderr
+
+
+def test_a_hung_task_times_out_is_rerun_and_secrets_are_not_printed(
+    cluster, records, tmp_path, ray_executor, capfd
+):
+    """A worker that hangs is killed after task_timeout and its task re-run
+    after a backoff; the storage secret in the tasks is printed nowhere."""
+    import time
+
+    import ray
+
+    from lanceflow.executor import RayExecutor, _backoff, _Worker
+
+    ray_executor.shutdown()  # its warm actors hold the cluster's CPUs
+    marker = str(tmp_path / "hung-once")
+
+    class HangOnce(_Worker):
+        def execute(self, spec_json):
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                return _Worker.execute(self, spec_json)
+            os.close(fd)
+            time.sleep(600)
+
+    executor = RayExecutor(
+        num_workers=2, max_retries=2, task_timeout=3, retry_backoff=0.2, verbose=False
+    )
+    executor._actor_cls = ray.remote(HangOnce).options(
+        max_restarts=0, max_task_retries=0, num_cpus=1
+    )
+    secret = "do-not-print-9f3b2c"
+    uri = str(tmp_path / "hung.lance")
+    started = time.monotonic()
+    try:
+        report = lanceflow.ingest(
+            records,
+            uri,
+            max_rows_per_file=150,
+            executor=executor,
+            storage_options={"aws_secret_access_key": secret},
+        )
+    finally:
+        executor.shutdown()
+    assert os.path.exists(marker), "no task ever hung"
+    assert 3 <= time.monotonic() - started < 120
+    assert report["rows_written"] == 1200
+    assert sorted(lance.dataset(uri).to_table(columns=["id"]).column("id").to_pylist()) == list(
+        range(1200)
+    )
+    out, err = capfd.readouterr()
+    assert "ran past task_timeout" in err, err
+    assert secret not in out + err
+    for log in glob.glob("/tmp/ray/session_latest/logs/**", recursive=True):
+        if not os.path.isfile(log):
+            continue
+        with open(log, errors="replace") as f:
+            assert secret not in f.read(), log
+
+    # Backoff: doubling from the base, capped, jittered down by at most half.
+    assert _backoff(0.0, 3) == 0.0
+    assert 0.5 <= _backoff(1.0, 1) <= 1.0
+    assert 2.0 <= _backoff(1.0, 3) <= 4.0
+    assert 30.0 <= _backoff(1.0, 20) <= 60.0
+    with pytest.raises(lanceflow.InvalidInputError, match="task_timeout"):
+        RayExecutor(task_timeout=-1, verbose=False)

@@ -75,8 +75,17 @@ class RayExecutor:
         Options for every worker actor (``num_cpus``, ``memory``,
         ``resources``, ``scheduling_strategy``...). Default ``{"num_cpus": 1}``.
     max_retries:
-        Times a task is run again after its worker died or it failed with a
-        retryable error (storage hiccup, commit conflict).
+        Times a task is run again after its worker died, it ran past
+        ``task_timeout``, or it failed with a retryable error (storage hiccup,
+        commit conflict).
+    task_timeout:
+        Seconds one attempt of a task may run (default 7200; ``None``: no
+        limit). A worker past it is killed and the task run again: a hung
+        worker cannot stall the job.
+    retry_backoff:
+        Seconds before the first re-run of a task; each further re-run of it
+        waits twice as long (at most 60 s), with jitter, so a struggling store
+        or node is not hammered.
     actor_pool_min, actor_pool_max:
         Size of the pool of worker actors that run the tasks (each loads the
         embedding model at most once). The pool grows on demand up to ``max``
@@ -93,6 +102,8 @@ class RayExecutor:
         num_workers: Optional[int] = None,
         ray_remote_args: Optional[Dict[str, Any]] = None,
         max_retries: int = 3,
+        task_timeout: Optional[float] = 7200.0,
+        retry_backoff: float = 0.5,
         actor_pool_min: int = 1,
         actor_pool_max: Optional[int] = None,
         verbose: bool = True,
@@ -111,6 +122,16 @@ class RayExecutor:
             raise _native.InvalidInputError("num_workers must be at least 1")
         self.num_workers = int(chosen)
         self.max_retries = max(0, int(max_retries))
+        if task_timeout is not None and not (0 < float(task_timeout) <= 7 * 86400):
+            raise _native.InvalidInputError(
+                f"task_timeout must be between 0 and 604800 seconds (or None), not {task_timeout}"
+            )
+        self.task_timeout = None if task_timeout is None else float(task_timeout)
+        if not (0 <= float(retry_backoff) <= 60):
+            raise _native.InvalidInputError(
+                f"retry_backoff must be between 0 and 60 seconds, not {retry_backoff}"
+            )
+        self.retry_backoff = float(retry_backoff)
         self.actor_pool_min = max(0, int(actor_pool_min))
         self.actor_pool_max = max(1, int(actor_pool_max or self.num_workers))
         if self.actor_pool_min > self.actor_pool_max:
@@ -137,7 +158,8 @@ class RayExecutor:
                 f"lanceflow: Ray executor with {self.num_workers} worker(s) "
                 f"(cluster: {cpus:g} CPU, {len(ray.nodes())} node(s){mem}), "
                 f"actor pool {self.actor_pool_min}..{self.actor_pool_max}, "
-                f"max_retries {self.max_retries}, task options {self.ray_remote_args}",
+                f"max_retries {self.max_retries}, task_timeout {self.task_timeout}, "
+                f"task options {self.ray_remote_args}",
                 file=sys.stderr,
             )
 
@@ -154,6 +176,7 @@ class RayExecutor:
         ray = self._ray
         system_errors = _system_errors()
         queue = deque((i, 1) for i in range(len(tasks)))
+        delayed: List[tuple] = []  # (due, task index, attempt): re-runs after a backoff
         pending: Dict[Any, tuple] = {}  # ref -> (task index, attempt, actor, submitted)
         # Tasks go only to actors that have started: an actor the cluster
         # cannot place yet (no free CPU after a node died) must not hold one.
@@ -173,7 +196,16 @@ class RayExecutor:
             outcome["seconds"] = time.monotonic() - started[i]
             sink.send(json.dumps(outcome))
 
-        while queue or pending:
+        def again(i: int, attempt: int) -> None:
+            """Run task ``i`` again after its backoff (attempt is the next one)."""
+            wait = _backoff(self.retry_backoff, attempt - 1)
+            delayed.append((time.monotonic() + wait, i, attempt))
+
+        while queue or pending or delayed:
+            now = time.monotonic()
+            for item in [d for d in delayed if d[0] <= now]:
+                delayed.remove(item)
+                queue.append((item[1], item[2]))
             if sink.cancelled():
                 # Stop the work in flight: the busy actors go (tasks never
                 # commit, so nothing half-done can land).
@@ -187,8 +219,27 @@ class RayExecutor:
                 pending[actor.execute.remote(tasks[i])] = (i, attempt, actor, time.monotonic())
             waiting = list(pending) + list(self._starting)
             if not waiting:
+                if delayed and not queue:
+                    time.sleep(max(0.0, min(d[0] for d in delayed) - time.monotonic()))
+                    continue
                 raise _native.InternalError("no worker actor could be started")
             ready, _ = ray.wait(waiting, num_returns=1, timeout=0.1)
+            if self.task_timeout is not None:
+                for ref, (i, attempt, actor, submitted) in list(pending.items()):
+                    if ref in ready or time.monotonic() - submitted <= self.task_timeout:
+                        continue
+                    # A hung or far too slow worker: it goes, the task is re-run.
+                    del pending[ref]
+                    self._discard(actor)
+                    if attempt <= self.max_retries:
+                        print(
+                            f"lanceflow: task {i} of '{stage}' ran past task_timeout "
+                            f"({self.task_timeout:g} s); running it again (attempt {attempt + 1})",
+                            file=sys.stderr,
+                        )
+                        again(i, attempt + 1)
+                    else:
+                        finish(i, attempt, _failed(tasks[i], "storage", _timed_out(self.task_timeout, attempt)))
             for ref in ready:
                 if ref in self._starting:
                     actor = self._starting.pop(ref)
@@ -218,7 +269,7 @@ class RayExecutor:
                             f"(attempt {attempt + 1})",
                             file=sys.stderr,
                         )
-                        queue.append((i, attempt + 1))
+                        again(i, attempt + 1)
                     else:
                         finish(i, attempt, _failed(tasks[i], "storage", _lost(err, attempt)))
                     continue
@@ -233,7 +284,7 @@ class RayExecutor:
                 )
                 error = outcome.get("result", {}).get("Err")
                 if error and _native.is_retryable(error["kind"]) and attempt <= self.max_retries:
-                    queue.append((i, attempt + 1))
+                    again(i, attempt + 1)
                     continue
                 finish(i, attempt, outcome)
         self._shrink()
@@ -277,6 +328,24 @@ def _lost(err: BaseException, attempts: int) -> str:
         f"{str(err).splitlines()[0] if str(err) else ''}); raise max_retries or check the "
         "cluster's nodes"
     )
+
+
+def _timed_out(timeout: float, attempts: int) -> str:
+    return (
+        f"the task ran past task_timeout ({timeout:g} s) {attempts} time(s); raise "
+        "task_timeout, or look for a hung worker or an unreachable store"
+    )
+
+
+def _backoff(base: float, retry: int) -> float:
+    """Seconds before re-run number ``retry`` (1, 2, ...): exponential from
+    ``base``, capped at 60 s, with up to 50% jitter so re-runs spread out."""
+    import random
+
+    if base <= 0:
+        return 0.0
+    wait = min(60.0, base * 2 ** max(0, retry - 1))
+    return wait * (0.5 + random.random() / 2)
 
 
 def _failed(spec_json: str, kind: str, message: str) -> Dict[str, Any]:
