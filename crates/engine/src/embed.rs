@@ -475,6 +475,13 @@ impl Checkpoints {
         Ok(Self { store, dir, data })
     }
 
+    async fn exists(&self, location: &Location, path: &StorePath) -> Result<bool> {
+        self.store
+            .exists(path)
+            .await
+            .map_err(|e| location.lance_error("read checkpoint", e))
+    }
+
     fn path(&self, fragment: u32) -> StorePath {
         self.dir.clone().join(format!("{fragment}.json"))
     }
@@ -489,12 +496,7 @@ impl Checkpoints {
     ) -> Result<Option<Vec<Fragment>>> {
         let fragment = source.id() as u32;
         let path = self.path(fragment);
-        let exists = self
-            .store
-            .exists(&path)
-            .await
-            .map_err(|e| location.lance_error("read checkpoint", e))?;
-        if !exists {
+        if !self.exists(location, &path).await? {
             return Ok(None);
         }
         let bytes = self
@@ -561,12 +563,7 @@ impl Checkpoints {
             for part in file.path.split('/') {
                 path = path.join(part);
             }
-            let exists = self
-                .store
-                .exists(&path)
-                .await
-                .map_err(|e| location.lance_error("read checkpoint", e))?;
-            if !exists {
+            if !self.exists(location, &path).await? {
                 return Ok(Some(format!("its data file {} is gone", file.path)));
             }
         }
