@@ -392,7 +392,12 @@ fn server_failure(status: StatusCode, kind: ErrorKind, cause: &str, id: &Request
 
 /// A 500 for a failure the engine did not describe (a panic).
 fn internal_error(cause: &str, id: &RequestId) -> Response {
-    server_failure(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal, cause, id)
+    server_failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Internal,
+        cause,
+        id,
+    )
 }
 
 /// The id [`request_id`] gave this request (empty outside that layer).
@@ -739,10 +744,21 @@ mod tests {
         assert_eq!(fields["columns"]["maxItems"], MAX_COLUMNS);
         assert_eq!(fields["filter"]["maxLength"], MAX_FILTER_BYTES);
         let refine = fields["refine_factor"]["description"].as_str().unwrap();
-        assert!(refine.contains(&MAX_REFINE_CANDIDATES.to_string()), "{refine}");
+        assert!(
+            refine.contains(&MAX_REFINE_CANDIDATES.to_string()),
+            "{refine}"
+        );
         let filter = fields["filter"]["description"].as_str().unwrap();
         assert!(filter.contains(&MAX_FILTER_TERMS.to_string()), "{filter}");
-        for function in ["lower", "upper", "length", "abs", "coalesce", "regexp_like", "array_has"] {
+        for function in [
+            "lower",
+            "upper",
+            "length",
+            "abs",
+            "coalesce",
+            "regexp_like",
+            "array_has",
+        ] {
             assert!(FILTER_FUNCTIONS.contains(&function), "{function}");
         }
     }

@@ -515,7 +515,11 @@ impl Checkpoints {
         match self.mismatch(location, source, mode, &done).await? {
             None => Ok(Some(done)),
             Some(reason) => {
-                tracing::warn!(fragment, reason, "ignoring a checkpoint that no longer matches");
+                tracing::warn!(
+                    fragment,
+                    reason,
+                    "ignoring a checkpoint that no longer matches"
+                );
                 Ok(None)
             }
         }

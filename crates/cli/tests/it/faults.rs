@@ -76,7 +76,9 @@ type Seen = Option<(u64, Vec<i64>, usize)>;
 fn seen(uri: &str) -> Seen {
     let env = env();
     let options = StorageOptions::from_env_with(Scheme::S3, |k| {
-        env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.clone())
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
     });
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -84,7 +86,11 @@ fn seen(uri: &str) -> Seen {
         let dataset = location.open(None).await.ok()?;
         let has_vectors = dataset.schema().field("vector").is_some();
         let mut scan = dataset.scan();
-        let columns: &[&str] = if has_vectors { &["n", "vector"] } else { &["n"] };
+        let columns: &[&str] = if has_vectors {
+            &["n", "vector"]
+        } else {
+            &["n"]
+        };
         scan.project(columns).unwrap();
         let batches: Vec<_> = scan
             .try_into_stream()
@@ -96,7 +102,9 @@ fn seen(uri: &str) -> Seen {
         let mut keys = Vec::new();
         let mut with_vectors = 0;
         for batch in batches {
-            let n = batch.column(0).as_primitive::<arrow_array::types::Int64Type>();
+            let n = batch
+                .column(0)
+                .as_primitive::<arrow_array::types::Int64Type>();
             keys.extend(n.values().iter().copied());
             if has_vectors {
                 with_vectors += batch.num_rows() - batch.column(1).null_count();
@@ -181,8 +189,14 @@ fn under_faults(
         }
     }
     eprintln!("{}", report.join("\n"));
-    let reached = report.iter().filter(|r| !r.ends_with("not reached")).count();
-    assert!(reached * 2 >= CASES.len(), "{name}: most faults were never reached");
+    let reached = report
+        .iter()
+        .filter(|r| !r.ends_with("not reached"))
+        .count();
+    assert!(
+        reached * 2 >= CASES.len(),
+        "{name}: most faults were never reached"
+    );
 }
 
 fn ingest(uri: &str, dir: &std::path::Path, name: &str, start: usize, rows: usize, mode: &str) {
@@ -241,16 +255,22 @@ fn embed_and_indexes_under_faults() {
     under_faults(
         "embed",
         &|uri, dir| ingest(uri, dir, "seed.jsonl", 0, 120, "create"),
-        &|uri, _| ["-q", "embed", uri, "--column", "text"].map(String::from).to_vec(),
+        &|uri, _| {
+            ["-q", "embed", uri, "--column", "text"]
+                .map(String::from)
+                .to_vec()
+        },
         &|seen| matches!(seen, Some((2, k, 120)) if *k == keys(0..120)),
     );
     under_faults(
         "btree",
         &|uri, dir| ingest(uri, dir, "seed.jsonl", 0, 200, "create"),
         &|uri, _| {
-            ["-q", "index", "scalar", uri, "--column", "n", "--type", "BTREE"]
-                .map(String::from)
-                .to_vec()
+            [
+                "-q", "index", "scalar", uri, "--column", "n", "--type", "BTREE",
+            ]
+            .map(String::from)
+            .to_vec()
         },
         &|seen| matches!(seen, Some((2, k, _)) if *k == keys(0..200)),
     );
@@ -272,7 +292,11 @@ fn compaction_and_deletes_under_faults() {
     under_faults(
         "delete",
         &|uri, dir| ingest(uri, dir, "seed.jsonl", 0, 200, "create"),
-        &|uri, _| ["-q", "delete", uri, "--where", "n < 10"].map(String::from).to_vec(),
+        &|uri, _| {
+            ["-q", "delete", uri, "--where", "n < 10"]
+                .map(String::from)
+                .to_vec()
+        },
         &|seen| matches!(seen, Some((2, k, _)) if *k == keys(10..200)),
     );
 }

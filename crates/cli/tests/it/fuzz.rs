@@ -35,15 +35,36 @@ impl Rng {
 }
 
 const COLUMNS: &[&str] = &[
-    "n", "text", "title", "doc_id", "vector", "_rowid", "_distance", "nope", "`n`", "`we ird`",
+    "n",
+    "text",
+    "title",
+    "doc_id",
+    "vector",
+    "_rowid",
+    "_distance",
+    "nope",
+    "`n`",
+    "`we ird`",
 ];
 const OPERATORS: &[&str] = &[
     "=", "==", "!=", "<>", "<", ">", "<=", ">=", "AND", "OR", "LIKE", "ILIKE", "+", "-", "*", "/",
     "%",
 ];
 const FUNCTIONS: &[&str] = &[
-    "lower", "upper", "length", "abs", "repeat", "lpad", "concat", "regexp_match", "array_has",
-    "coalesce", "sqrt", "now", "random", "cast",
+    "lower",
+    "upper",
+    "length",
+    "abs",
+    "repeat",
+    "lpad",
+    "concat",
+    "regexp_match",
+    "array_has",
+    "coalesce",
+    "sqrt",
+    "now",
+    "random",
+    "cast",
 ];
 
 fn literal(rng: &mut Rng) -> String {
@@ -69,10 +90,14 @@ fn filter(rng: &mut Rng, depth: usize) -> String {
                 0 => rng.pick(COLUMNS).to_string(),
                 1 => rng.pick(OPERATORS).to_string(),
                 2 => literal(rng),
-                3 => rng.pick(&["(", ")", ",", ";", "'", "`", "\"", "--", "/*", "||"]).to_string(),
+                3 => rng
+                    .pick(&["(", ")", ",", ";", "'", "`", "\"", "--", "/*", "||"])
+                    .to_string(),
                 4 => rng.pick(FUNCTIONS).to_string(),
                 _ => rng
-                    .pick(&["NOT", "IS", "IN", "BETWEEN", "SELECT", "DELETE", "FROM", "CASE"])
+                    .pick(&[
+                        "NOT", "IS", "IN", "BETWEEN", "SELECT", "DELETE", "FROM", "CASE",
+                    ])
                     .to_string(),
             })
             .collect();
@@ -84,7 +109,10 @@ fn filter(rng: &mut Rng, depth: usize) -> String {
             0 => format!("{column} IS NULL"),
             1 => format!(
                 "{column} IN ({})",
-                (0..rng.below(300)).map(|_| literal(rng)).collect::<Vec<_>>().join(", ")
+                (0..rng.below(300))
+                    .map(|_| literal(rng))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             2 => format!("{column} BETWEEN {} AND {}", literal(rng), literal(rng)),
             3 => format!("{}({column}) > {}", rng.pick(FUNCTIONS), literal(rng)),
@@ -137,8 +165,18 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
 }
 
 const FIELDS: &[&str] = &[
-    "query", "vector", "mode", "k", "filter", "nprobes", "refine_factor", "columns", "version",
-    "fusion", "weights", "extra",
+    "query",
+    "vector",
+    "mode",
+    "k",
+    "filter",
+    "nprobes",
+    "refine_factor",
+    "columns",
+    "version",
+    "fusion",
+    "weights",
+    "extra",
 ];
 
 fn vector(rng: &mut Rng) -> Value {
@@ -165,8 +203,12 @@ fn body(rng: &mut Rng, latest: u64) -> String {
         return match rng.below(4) {
             0 => whole[..rng.below(whole.len())].to_string(),
             1 => "[".repeat(rng.below(10_000)),
-            2 => String::from_utf8_lossy(&(0..rng.below(200)).map(|_| rng.next() as u8).collect::<Vec<_>>())
-                .to_string(),
+            2 => String::from_utf8_lossy(
+                &(0..rng.below(200))
+                    .map(|_| rng.next() as u8)
+                    .collect::<Vec<_>>(),
+            )
+            .to_string(),
             _ => String::new(),
         };
     }
@@ -181,7 +223,9 @@ fn body(rng: &mut Rng, latest: u64) -> String {
             "mode" => json!(*rng.pick(&["vector", "text", "hybrid", "VECTOR", "both"])),
             "k" | "nprobes" | "refine_factor" => number(rng),
             "filter" => json!(filter(rng, 5)),
-            "columns" => json!((0..rng.below(5)).map(|_| *rng.pick(COLUMNS)).collect::<Vec<_>>()),
+            "columns" => json!((0..rng.below(5))
+                .map(|_| *rng.pick(COLUMNS))
+                .collect::<Vec<_>>()),
             "version" => json!(*rng.pick(&[latest, latest + 1, 0, 1, u64::MAX])),
             "fusion" => json!(*rng.pick(&["rrf", "linear", "max"])),
             "weights" => json!([rng.below(3) as f64 - 1.0, 0.5]),
@@ -258,7 +302,9 @@ async fn random_requests_get_json_answers_and_the_service_lives() {
         };
         if let Some(problem) = problem {
             let shown: String = body.chars().take(300).collect();
-            failures.push(format!("case {case}: {problem}: {shown} -> {status} {text:.300}"));
+            failures.push(format!(
+                "case {case}: {problem}: {shown} -> {status} {text:.300}"
+            ));
         }
     }
     let (status, _, _) = call(&state, "GET", "/health", None, None).await;
@@ -271,10 +317,18 @@ async fn random_requests_get_json_answers_and_the_service_lives() {
         failures.is_empty(),
         "seed {seed:#x}: {} of {cases} failed:\n{}",
         failures.len(),
-        failures.iter().take(15).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(15)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // The generator reaches the engine, not only the JSON parser.
-    assert!(statuses.get(&200).copied().unwrap_or(0) > cases / 20, "{statuses:?}");
+    assert!(
+        statuses.get(&200).copied().unwrap_or(0) > cases / 20,
+        "{statuses:?}"
+    );
     let refused: usize = statuses.range(400..500).map(|(_, n)| n).sum();
     assert!(refused > cases / 2, "{statuses:?}");
 }

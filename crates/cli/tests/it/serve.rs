@@ -561,7 +561,10 @@ fn read_until_closed(
         assert!(started.elapsed() < limit, "the connection stayed open");
     }
     assert!(started.elapsed() < limit, "the connection stayed open");
-    (String::from_utf8_lossy(&seen).to_string(), started.elapsed())
+    (
+        String::from_utf8_lossy(&seen).to_string(),
+        started.elapsed(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -628,7 +631,11 @@ async fn connections_are_capped_timed_out_and_drained() {
         .expect("the server did not stop")
         .unwrap()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     drop(clients);
 }
 

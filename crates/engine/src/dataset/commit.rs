@@ -91,7 +91,10 @@ pub(crate) async fn landed(
             .and_then(|t| t.transaction_properties)
             .is_some_and(|p| p.get(COMMIT_TOKEN).map(String::as_str) == Some(token));
         if ours {
-            return location.open(Some(&VersionSpec::Number(version))).await.map(Some);
+            return location
+                .open(Some(&VersionSpec::Number(version)))
+                .await
+                .map(Some);
         }
     }
     Ok(None)

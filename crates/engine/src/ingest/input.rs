@@ -906,7 +906,9 @@ mod tests {
 
         // A repeated column is refused on create (inference) and on append.
         let twice = write(dir.path(), "twice.csv", "a,a\n1,2\n");
-        let err = infer_schema(&twice, InputFormat::Csv).unwrap_err().to_string();
+        let err = infer_schema(&twice, InputFormat::Csv)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'a' appears more than once"), "{err}");
         let err = open_reader(&twice, InputFormat::Csv, &opts, None)
             .err()
