@@ -259,6 +259,11 @@ pub struct IngestArgs {
     /// Keep only these columns (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub columns: Option<Vec<String>>,
+    /// Name this job (e.g. daily-2026-12-04): stored with the commit, so
+    /// that re-running it after a crash or a lost answer writes nothing
+    /// again when it had landed (remembered for the latest 256 versions).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
 }
 
 /// Which embedding model to load and how to run it.

@@ -36,6 +36,7 @@ pub fn ingest(args: &IngestArgs) -> IngestRequest {
         mode: args.mode,
         max_rows_per_file: args.max_rows_per_file,
         columns: args.columns.clone(),
+        idempotency_key: args.idempotency_key.clone(),
     }
 }
 

@@ -1129,7 +1129,15 @@ async fn commit_new_dataset(plan: &EmbedPlan, done: BTreeMap<u32, Vec<Fragment>>
     let builder = CommitBuilder::new(target.uri())
         .with_store_params(target.store_params())
         .with_session(target.session());
-    let dataset = commit::commit(target, builder, 0, operation, "commit the new dataset").await?;
+    let dataset = commit::commit(
+        target,
+        builder,
+        0,
+        operation,
+        "commit the new dataset",
+        None,
+    )
+    .await?;
     Ok(dataset.version().version)
 }
 
@@ -1227,6 +1235,7 @@ pub async fn commit(plan: &EmbedPlan, outputs: Vec<EmbedTaskOutput>) -> Result<u
         plan.read_version,
         operation,
         "commit embeddings",
+        None,
     )
     .await?;
     Ok(committed.version().version)

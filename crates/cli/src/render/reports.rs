@@ -44,6 +44,15 @@ pub fn segments_text(built: usize, committed: usize) -> String {
 }
 
 pub(crate) fn ingest(out: &mut dyn Write, report: &IngestReport) -> Result<()> {
+    if report.already_applied {
+        writeln!(
+            out,
+            "already ingested: this idempotency key was committed as version {} of {}; nothing \
+             written ({} rows in total)",
+            report.version, report.uri, report.total_rows
+        )?;
+        return Ok(());
+    }
     writeln!(
         out,
         "ingested {} rows from {} file(s) into {} as version {} ({} fragment(s), {} rows in total) in {:.2}s ({:.0} rows/s)",

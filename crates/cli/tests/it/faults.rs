@@ -300,3 +300,43 @@ fn compaction_and_deletes_under_faults() {
         &|seen| matches!(seen, Some((2, k, _)) if *k == keys(10..200)),
     );
 }
+
+#[test]
+fn vector_index_and_optimize_under_faults() {
+    under_faults(
+        "ivf",
+        &|uri, dir| {
+            ingest(uri, dir, "seed.jsonl", 0, 120, "create");
+            ok(&lf(&["-q", "embed", uri, "--column", "text"]));
+        },
+        &|uri, _| {
+            [
+                "-q",
+                "index",
+                "vector",
+                uri,
+                "--type",
+                "IVF_FLAT",
+                "--metric",
+                "cosine",
+                "--partitions",
+                "2",
+            ]
+            .map(String::from)
+            .to_vec()
+        },
+        &|seen| matches!(seen, Some((3, k, 120)) if *k == keys(0..120)),
+    );
+    under_faults(
+        "optimize",
+        &|uri, dir| {
+            ingest(uri, dir, "seed.jsonl", 0, 200, "create");
+            ok(&lf(&[
+                "-q", "index", "scalar", uri, "--column", "n", "--type", "BTREE",
+            ]));
+            ingest(uri, dir, "more.jsonl", 200, 30, "append");
+        },
+        &|uri, _| ["-q", "optimize", uri].map(String::from).to_vec(),
+        &|seen| matches!(seen, Some((4, k, _)) if *k == keys(0..230)),
+    );
+}

@@ -82,6 +82,81 @@ fn append_time_travel_tags_restore_cleanup() {
 }
 
 #[test]
+fn an_idempotency_key_applies_an_ingest_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("kb.lance");
+    let uri = uri.to_str().unwrap();
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 30);
+    let b = write_jsonl(dir.path(), "b.jsonl", 30, 20);
+    let ingest = |input: &std::path::Path, mode: &str, key: &str| {
+        let out = run(&[
+            "ingest",
+            input.to_str().unwrap(),
+            "--to",
+            uri,
+            "--mode",
+            mode,
+            "--idempotency-key",
+            key,
+            "--json",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&ok(&out)).unwrap()
+    };
+    // A create re-run with its key (e.g. after a crash past the commit) is
+    // not refused as "already exists": it finds its own version.
+    assert_eq!(ingest(&a, "create", "day-1")["already_applied"], false);
+    let again = ingest(&a, "create", "day-1");
+    assert_eq!(again["already_applied"], true);
+    assert_eq!(again["version"], 1);
+    let appended = ingest(&b, "append", "day-2");
+    assert_eq!(
+        (&appended["version"], &appended["rows_written"]),
+        (&2.into(), &20.into())
+    );
+    // The same append again: nothing written, the version that holds it.
+    let again = ingest(&b, "append", "day-2");
+    assert_eq!(
+        (
+            &again["already_applied"],
+            &again["version"],
+            &again["total_rows"]
+        ),
+        (&true.into(), &2.into(), &50.into())
+    );
+    let human = ok(&run(&[
+        "ingest",
+        b.to_str().unwrap(),
+        "--to",
+        uri,
+        "--mode",
+        "append",
+        "--idempotency-key",
+        "day-2",
+    ]));
+    assert!(
+        human.contains("already ingested") && human.contains("version 2"),
+        "{human}"
+    );
+    assert_eq!(version_of(uri, &[]), 2);
+    // Another key appends.
+    assert_eq!(ingest(&b, "append", "day-3")["total_rows"], 70);
+    fails_with(
+        &run(&[
+            "ingest",
+            b.to_str().unwrap(),
+            "--to",
+            uri,
+            "--mode",
+            "append",
+            "--idempotency-key",
+            "two words",
+        ]),
+        &["--idempotency-key must be"],
+    );
+    assert_eq!(version_of(uri, &[]), 3);
+}
+
+#[test]
 fn progress_is_json_lines_when_not_a_tty() {
     let dir = tempfile::tempdir().unwrap();
     let uri = dir.path().join("kb.lance");

@@ -21,21 +21,50 @@ use crate::storage::{Location, VersionSpec};
 /// The transaction property that names a lanceflow commit.
 pub const COMMIT_TOKEN: &str = "lanceflow.commit";
 
+/// The transaction property holding a caller's idempotency key (e.g.
+/// `ingest --idempotency-key`): a job re-run with the same key finds the
+/// version its first run committed instead of writing its rows again.
+pub const IDEMPOTENCY_KEY: &str = "lanceflow.idempotency_key";
+
 /// How many versions past the read version a read-back looks at (other
-/// writers' commits may have landed in between).
-const LOOKBACK: u64 = 256;
+/// writers' commits may have landed in between); also how far back an
+/// idempotency key is remembered.
+pub const LOOKBACK: u64 = 256;
+
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// Check an idempotency key before any work: 1–256 printable ASCII
+/// characters.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Error::InvalidInput(format!(
+            "--idempotency-key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters \
+             without spaces (e.g. the job's name and date: daily-2026-12-04)"
+        )));
+    }
+    Ok(())
+}
 
 /// Commit `operation` (planned against `read_version`) with `builder`; the
-/// dataset as committed. `what` names the commit in errors.
+/// dataset as committed. `what` names the commit in errors; `key`, when
+/// given, is stored as the transaction's idempotency key.
 pub(crate) async fn commit(
     location: &Location,
     builder: CommitBuilder<'_>,
     read_version: u64,
     operation: Operation,
     what: &str,
+    key: Option<&str>,
 ) -> Result<Dataset> {
     let token = uuid::Uuid::new_v4().to_string();
-    let properties = HashMap::from([(COMMIT_TOKEN.to_string(), token.clone())]);
+    let mut properties = HashMap::from([(COMMIT_TOKEN.to_string(), token.clone())]);
+    if let Some(key) = key {
+        properties.insert(IDEMPOTENCY_KEY.to_string(), key.to_string());
+    }
     let transaction = TransactionBuilder::new(read_version, operation)
         .transaction_properties(Some(Arc::new(properties)))
         .build();
@@ -47,7 +76,7 @@ pub(crate) async fn commit(
     let mut last = None;
     for pause in [0u64, 250, 1000, 3000] {
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        match landed(location, read_version, &token).await {
+        match find(location, read_version, COMMIT_TOKEN, &token).await {
             Ok(Some(dataset)) => {
                 tracing::warn!(
                     version = dataset.version().version,
@@ -69,10 +98,24 @@ pub(crate) async fn commit(
 
 /// The version whose transaction carries `token`, if one landed after
 /// `read_version`.
-pub(crate) async fn landed(
+#[cfg(test)]
+async fn landed(location: &Location, read_version: u64, token: &str) -> Result<Option<Dataset>> {
+    find(location, read_version, COMMIT_TOKEN, token).await
+}
+
+/// The version committed with idempotency key `key` among the latest
+/// [`LOOKBACK`] versions, if any.
+pub async fn committed_with_key(location: &Location, key: &str) -> Result<Option<Dataset>> {
+    find(location, 0, IDEMPOTENCY_KEY, key).await
+}
+
+/// The newest version after `read_version` (and among the latest
+/// [`LOOKBACK`]) whose transaction property `name` is `value`.
+async fn find(
     location: &Location,
     read_version: u64,
-    token: &str,
+    name: &str,
+    value: &str,
 ) -> Result<Option<Dataset>> {
     let latest = match location.open(None).await {
         Ok(dataset) => dataset,
@@ -89,7 +132,7 @@ pub(crate) async fn landed(
             .map_err(|e| location.lance_error("read a transaction back", e))?;
         let ours = transaction
             .and_then(|t| t.transaction_properties)
-            .is_some_and(|p| p.get(COMMIT_TOKEN).map(String::as_str) == Some(token));
+            .is_some_and(|p| p.get(name).map(String::as_str) == Some(value));
         if ours {
             return location
                 .open(Some(&VersionSpec::Number(version)))
@@ -141,6 +184,7 @@ mod tests {
             1,
             fragments,
             "commit a test append",
+            Some("job-1"),
         )
         .await
         .unwrap();
@@ -156,5 +200,19 @@ mod tests {
         let none = dir.path().join("none.lance").to_string_lossy().to_string();
         let missing = Location::resolve(&none, &Default::default()).unwrap();
         assert!(landed(&missing, 0, &token).await.unwrap().is_none());
+        // The idempotency key finds the same version; another key nothing.
+        let keyed = committed_with_key(&location, "job-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(keyed.version().version, 2);
+        assert!(committed_with_key(&location, "job-2")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(check_idempotency_key("daily-2026-12-04").is_ok());
+        for bad in ["", "with space", "é", &"k".repeat(MAX_IDEMPOTENCY_KEY + 1)] {
+            assert!(check_idempotency_key(bad).is_err(), "{bad}");
+        }
     }
 }

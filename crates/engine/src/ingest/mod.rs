@@ -72,6 +72,11 @@ pub struct IngestRequest {
     pub max_rows_per_file: usize,
     /// Keep only these columns of the input.
     pub columns: Option<Vec<String>>,
+    /// A key naming this job: when a version among the latest
+    /// [`commit::LOOKBACK`] was committed with the same key, the ingest
+    /// writes nothing and reports that version (a re-run after a lost or
+    /// killed commit cannot append the rows twice).
+    pub idempotency_key: Option<String>,
 }
 
 impl IngestRequest {
@@ -83,6 +88,7 @@ impl IngestRequest {
             mode,
             max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
             columns: None,
+            idempotency_key: None,
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct IngestPlan {
     pub schema: SchemaRef,
     /// One task per input file.
     pub tasks: Vec<IngestTask>,
+    /// Stored with the commit (see [`IngestRequest::idempotency_key`]).
+    pub idempotency_key: Option<String>,
 }
 
 /// What an ingest did.
@@ -163,6 +171,10 @@ pub struct IngestReport {
     pub seconds: f64,
     /// `rows_written / seconds`.
     pub rows_per_second: f64,
+    /// True when an earlier run with the same idempotency key had committed
+    /// (`version`); this run wrote nothing.
+    #[serde(default)]
+    pub already_applied: bool,
 }
 
 /// The ingest operation as the worker knows it.
@@ -353,6 +365,7 @@ pub async fn plan(
         read_version,
         schema: Arc::new(schema),
         tasks,
+        idempotency_key: request.idempotency_key.clone(),
     })
 }
 
@@ -529,6 +542,7 @@ pub async fn commit(plan: &IngestPlan, outputs: Vec<IngestTaskOutput>) -> Result
         plan.read_version,
         operation,
         "commit ingest",
+        plan.idempotency_key.as_deref(),
     )
     .await?;
     let total = dataset
@@ -546,6 +560,39 @@ pub async fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let started = Instant::now();
+    if let Some(key) = &request.idempotency_key {
+        commit::check_idempotency_key(key)?;
+        if let Some(done) = commit::committed_with_key(location, key).await? {
+            let version = done.version().version;
+            note(
+                progress,
+                IngestOp::NAME,
+                format!(
+                    "idempotency key '{key}' was committed in version {version}: nothing to do"
+                ),
+            );
+            let latest = location.open(None).await?;
+            let total_rows = latest
+                .count_rows(None)
+                .await
+                .map_err(|e| location.lance_error("count rows", e))?
+                as u64;
+            return Ok(IngestReport {
+                uri: location.uri().to_string(),
+                version,
+                read_version: latest.version().version,
+                rows_written: 0,
+                total_rows,
+                fragments_written: 0,
+                inputs: 0,
+                tasks: 0,
+                input_bytes: 0,
+                seconds: started.elapsed().as_secs_f64(),
+                rows_per_second: 0.0,
+                already_applied: true,
+            });
+        }
+    }
     let plan = plan(location, request, executor.parallelism()).await?;
     note(
         progress,
@@ -579,6 +626,7 @@ pub async fn ingest(
         input_bytes,
         seconds,
         rows_per_second: rows_written as f64 / seconds.max(1e-9),
+        already_applied: false,
     })
 }
 

@@ -109,16 +109,19 @@ def ingest(
     format: Optional[str] = None,
     max_rows_per_file: Optional[int] = None,
     columns: Optional[Sequence[str]] = None,
+    idempotency_key: Optional[str] = None,
     **common: Any,
 ) -> Dict[str, Any]:
     """Load JSONL, Parquet, CSV or Arrow files into a dataset: one task per
     file (or part of a large JSONL file), one commit. With Ray, the files must
-    be readable from every node (a shared filesystem)."""
+    be readable from every node (a shared filesystem). ``idempotency_key``
+    names the job: re-run with the same key after it had committed, it
+    writes nothing (``already_applied`` in the report)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     cmd = _Command("ingest", *[os.fspath(i) for i in inputs]).value("to", uri)
     cmd.value("mode", mode).value("format", format).value("max-rows-per-file", max_rows_per_file)
-    cmd.value("columns", columns)
+    cmd.value("columns", columns).value("idempotency-key", idempotency_key)
     return _run(cmd, **_common(common))
 
 

@@ -2,9 +2,11 @@
 //! the seed's online RAG test runs it (many concurrent clients, text query →
 //! embedding → search), next to the in-process latency of the same requests.
 
+mod adversary;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +22,7 @@ use lanceflow_cli::serve::{bind, serve_until, ServeOptions, ServeState};
 use lanceflow_cli::{print_json, Context, ModelArgs};
 use serde::Serialize;
 
+use self::adversary::{Answer, FaultProxy};
 use crate::stats::{median, percentile};
 
 // `lanceflow-bench serve` arguments (no doc comment: the subcommand's help is
@@ -66,9 +69,31 @@ pub(crate) struct ServeArgs {
     /// Environment variable holding the service's API key.
     #[arg(long, value_name = "NAME")]
     api_key_env: Option<String>,
+    /// Meanwhile one more client sends adversarial bodies (k × refine_factor
+    /// past the bound, a 60,000-term filter, malformed JSON, ...) in a loop;
+    /// each must get a 4xx, 503 or 504 with a JSON body.
+    #[arg(long)]
+    adversary: bool,
+    /// Check every answer against the engine's own answer to the same
+    /// request in this process (needs --dataset).
+    #[arg(long, requires = "dataset")]
+    verify: bool,
+    /// A fault-injecting proxy (scripts/s3_fault_proxy.py) between the
+    /// served s3:// --dataset and its store: --fault-rule is installed for
+    /// the measured load only.
+    #[arg(long, value_name = "URL", requires_all = ["fault_rule", "dataset"])]
+    fault_proxy: Option<String>,
+    /// The proxy's rule (or an array of rules), e.g. '{"fault": "error500",
+    /// "probability": 0.05, "times": 0}' (5% of requests to the store
+    /// answered 500).
+    #[arg(long, value_name = "JSON", requires = "fault_proxy")]
+    fault_rule: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
 }
+
+/// The query-vector length of the adversary's vector bodies (the model's).
+const ADVERSARY_DIM: usize = 384;
 
 /// Questions of the kind a RAG front end sends (used without --queries).
 const BUILTIN_QUERIES: &[&str] = &[
@@ -118,6 +143,10 @@ struct ModeReport {
     errors: usize,
     /// Status codes of failed requests, with counts.
     error_statuses: Vec<(u16, usize)>,
+    /// Successful answers compared with the engine's own (--verify).
+    verified: usize,
+    /// ...of which differed (other hits or fields, another version).
+    wrong: usize,
     seconds: f64,
     qps: f64,
     /// Client-side, request sent → body received.
@@ -190,8 +219,14 @@ impl Client {
     }
 
     async fn post(&mut self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
+        self.send("POST", path, body).await
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
         self.sender.ready().await?;
-        let mut request = Request::post(path)
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
             .header(header::HOST, &self.authority)
             .header(header::CONTENT_TYPE, "application/json");
         if let Some(auth) = &self.authorization {
@@ -290,6 +325,8 @@ struct Sample {
     status: u16,
     retrieval_ms: f64,
     embed_ms: f64,
+    /// Whether the answer equals the engine's own (None: not checked).
+    correct: Option<bool>,
 }
 
 /// `total` requests from `concurrency` clients, each on its own connection.
@@ -297,6 +334,7 @@ async fn load(
     authority: &str,
     authorization: Option<String>,
     bodies: Arc<Vec<Bytes>>,
+    expected: Option<Arc<Vec<Answer>>>,
     concurrency: usize,
     total: usize,
 ) -> Result<(Vec<Sample>, f64)> {
@@ -308,7 +346,7 @@ async fn load(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut client in clients {
-        let (next, bodies) = (next.clone(), bodies.clone());
+        let (next, bodies, expected) = (next.clone(), bodies.clone(), expected.clone());
         let authority = authority.to_string();
         let authorization = authorization.clone();
         tasks.spawn(async move {
@@ -325,14 +363,21 @@ async fn load(
                 let end_to_end_ms = t.elapsed().as_secs_f64() * 1e3;
                 match result {
                     Ok((status, body)) => {
-                        let timings = serde_json::from_slice::<RetrievalResponse>(&body)
-                            .ok()
-                            .map(|r| r.timings);
+                        let response = serde_json::from_slice::<RetrievalResponse>(&body).ok();
+                        let timings = response.as_ref().map(|r| r.timings.clone());
+                        let correct = match (&expected, status.is_success()) {
+                            (Some(expected), true) => Some(
+                                response
+                                    .is_some_and(|r| Answer::of(r) == expected[i % expected.len()]),
+                            ),
+                            _ => None,
+                        };
                         samples.push(Sample {
                             end_to_end_ms,
                             status: status.as_u16(),
                             retrieval_ms: timings.as_ref().map_or(f64::NAN, |t| t.retrieval_ms),
                             embed_ms: timings.as_ref().map_or(f64::NAN, |t| t.embed_ms),
+                            correct,
                         });
                     }
                     Err(e) => {
@@ -342,6 +387,7 @@ async fn load(
                             status: 0,
                             retrieval_ms: f64::NAN,
                             embed_ms: f64::NAN,
+                            correct: None,
                         });
                         // A broken connection: open a new one and go on.
                         match Client::connect(&authority, authorization.clone()).await {
@@ -429,6 +475,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
     struct Prepared {
         mode: Mode,
         bodies: Arc<Vec<Bytes>>,
+        expected: Option<Arc<Vec<Answer>>>,
         baseline: Option<(Percentiles, Percentiles)>,
         samples: Vec<Sample>,
         seconds: f64,
@@ -452,6 +499,16 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
             }
             None => None,
         };
+        let expected = match (&local, args.verify) {
+            (Some((retriever, ..)), true) => {
+                let mut answers = Vec::with_capacity(requests.len());
+                for r in &requests {
+                    answers.push(Answer::of(retriever.search(r).await?));
+                }
+                Some(Arc::new(answers))
+            }
+            _ => None,
+        };
         // Warm-up over HTTP (one client).
         let mut client = Client::connect(&authority, authorization.clone()).await?;
         for body in bodies.iter().cycle().take(args.warmup) {
@@ -467,6 +524,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
         prepared.push(Prepared {
             mode,
             bodies,
+            expected,
             baseline,
             samples: Vec::new(),
             seconds: 0.0,
@@ -477,6 +535,27 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
     // taking turns (in alternating order), so that a drift of the machine's
     // speed — tens of percent within a minute on a shared machine — falls on
     // every mode alike instead of on whichever ran last.
+    // Storage faults and the adversary cover the measured load only.
+    let faults = match (&args.fault_proxy, &args.fault_rule, &args.dataset) {
+        (Some(proxy), Some(rule), Some(dataset)) => {
+            let rule: serde_json::Value = serde_json::from_str(rule).map_err(|e| {
+                lanceflow::Error::InvalidInput(format!("--fault-rule is not JSON: {e}"))
+            })?;
+            let proxy = FaultProxy::new(proxy, dataset)?;
+            proxy.install(&rule).await?;
+            Some(proxy)
+        }
+        _ => None,
+    };
+    let stop_adversary = Arc::new(AtomicBool::new(false));
+    let adversary = args.adversary.then(|| {
+        tokio::spawn(adversary::adversary(
+            authority.clone(),
+            authorization.clone(),
+            adversary::bodies(ADVERSARY_DIM),
+            stop_adversary.clone(),
+        ))
+    });
     let rounds = args.rounds.clamp(1, args.requests);
     for round in 0..rounds {
         // Round r ends after requests · (r + 1) / rounds requests (in u128: no
@@ -494,6 +573,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
                 &authority,
                 authorization.clone(),
                 p.bodies.clone(),
+                p.expected.clone(),
                 args.concurrency,
                 slice,
             )
@@ -513,6 +593,24 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
         }
     }
 
+    stop_adversary.store(true, Ordering::Relaxed);
+    let adversary = match adversary {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
+    let s3_faults_injected = match &faults {
+        Some(proxy) => Some(proxy.clear().await?),
+        None => None,
+    };
+    // The service still answers after all of it.
+    let alive_after = match Client::connect(&authority, authorization.clone()).await {
+        Ok(mut client) => client
+            .send("GET", "/health", Bytes::new())
+            .await
+            .is_ok_and(|(status, _)| status.is_success()),
+        Err(_) => false,
+    };
+
     let mut reports = Vec::new();
     for p in prepared {
         let Prepared {
@@ -531,6 +629,8 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
         for s in samples.iter().filter(|s| !(200..300).contains(&s.status)) {
             *statuses.entry(s.status).or_insert(0usize) += 1;
         }
+        let verified = ok.iter().filter(|s| s.correct.is_some()).count();
+        let wrong = ok.iter().filter(|s| s.correct == Some(false)).count();
         let end_to_end = percentiles(ok.iter().map(|s| s.end_to_end_ms).collect());
         let qps = ok.len() as f64 / seconds;
         let (seq, conc) = match baseline {
@@ -542,6 +642,8 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
             requests: samples.len(),
             errors: samples.len() - ok.len(),
             error_statuses: statuses.into_iter().collect(),
+            verified,
+            wrong,
             seconds,
             qps,
             retrieval_ms: percentiles(ok.iter().map(|s| s.retrieval_ms).collect()),
@@ -596,6 +698,9 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
                 "hybrid_over_vector_by_round": round_ratios,
                 "hybrid_over_vector_round_median": ratio_median,
                 "targets": checks,
+                "adversary": adversary,
+                "s3_faults_injected": s3_faults_injected,
+                "alive_after": alive_after,
             }),
         );
     }
@@ -645,6 +750,41 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
             _ => writeln!(out)?,
         }
     }
+    if reports.iter().any(|r| r.verified > 0) {
+        let each: Vec<String> = reports
+            .iter()
+            .map(|r| format!("{} {} of {} wrong", r.mode, r.wrong, r.verified))
+            .collect();
+        writeln!(
+            out,
+            "answers checked against the engine's own: {}",
+            each.join("; ")
+        )?;
+    }
+    if let Some(a) = &adversary {
+        let statuses: Vec<String> = a.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+        writeln!(
+            out,
+            "adversary: {} bodies sent, answers {}, {} closed connection(s), {} broken promise(s){}",
+            a.sent,
+            statuses.join(" "),
+            a.connection_errors,
+            a.broken.len(),
+            if a.broken.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.broken.join("; "))
+            }
+        )?;
+    }
+    if let Some(injected) = &s3_faults_injected {
+        writeln!(out, "S3 faults injected during the load: {injected}")?;
+    }
+    writeln!(
+        out,
+        "/health after the load: {}",
+        if alive_after { "200" } else { "NO ANSWER" }
+    )?;
     if !checks.is_empty() {
         let each: Vec<String> = checks
             .iter()
