@@ -7,7 +7,8 @@
 //! * [`run_cli`]: the whole `lanceflow` command line in-process, with the
 //!   Python executor (Ray) injected as an engine [`Executor`]: the driver
 //!   plans and commits in Rust, Python only schedules;
-//! * one exception class per engine error kind.
+//! * the engine's errors as `lanceflow.errors` exceptions, one class per
+//!   error kind.
 //!
 //! Long calls release the GIL and poll for Ctrl-C; the async runtime is
 //! created per process, so a forked child gets its own.
@@ -25,64 +26,49 @@ use lanceflow::progress::Progress;
 use lanceflow::spine::{StageRun, TaskError, TaskOutcome, TaskSpec};
 use lanceflow::ErrorKind;
 use lanceflow::Executor;
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 
-create_exception!(
-    _native,
-    LanceflowError,
-    PyException,
-    "Base class of every lanceflow error."
-);
-create_exception!(
-    _native,
+/// The exception classes live in `lanceflow/errors.py` (each derives from
+/// `LanceflowError` and from the builtin a Python user expects: Python
+/// classes can have two bases, PyO3's cannot); these raise them by name.
+macro_rules! python_errors {
+    ($($name:ident),* $(,)?) => {$(
+        struct $name;
+        impl $name {
+            fn new_err(message: impl Into<String>) -> PyErr {
+                raise_by_name(stringify!($name), message.into())
+            }
+        }
+    )*};
+}
+
+python_errors!(
     InvalidInputError,
-    LanceflowError,
-    "Bad input: fix the argument or data named in the message."
-);
-create_exception!(
-    _native,
     NotFoundError,
-    LanceflowError,
-    "A dataset, column, index, version or tag does not exist."
-);
-create_exception!(
-    _native,
     AlreadyExistsError,
-    LanceflowError,
-    "The target exists (use the replace/overwrite option)."
-);
-create_exception!(
-    _native,
     NotSupportedError,
-    LanceflowError,
-    "The operation is not supported for this input."
-);
-create_exception!(
-    _native,
     CommitConflictError,
-    LanceflowError,
-    "A concurrent writer won; retrying may succeed."
-);
-create_exception!(
-    _native,
     StorageError,
-    LanceflowError,
-    "The storage layer failed (network, permissions, corrupt files)."
-);
-create_exception!(
-    _native,
     TasksFailedError,
-    LanceflowError,
-    "One or more tasks failed; nothing was committed."
-);
-create_exception!(
-    _native,
     InternalError,
-    LanceflowError,
-    "A bug in lanceflow: please report it."
 );
+
+/// An instance of `lanceflow.errors.<name>` (a `RuntimeError` naming the
+/// class if the package cannot be imported, e.g. the native module alone).
+fn raise_by_name(name: &'static str, message: String) -> PyErr {
+    Python::attach(|py| {
+        let class = py
+            .import("lanceflow.errors")
+            .and_then(|m| m.getattr(name))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+        match class {
+            Ok(class) => PyErr::from_type(class, message),
+            Err(_) => PyRuntimeError::new_err(format!("{name}: {message}")),
+        }
+    })
+}
 
 /// The Python exception for an engine error.
 fn to_py_err(err: lanceflow::Error) -> PyErr {
@@ -509,15 +495,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan_read, m)?)?;
     m.add_function(wrap_pyfunction!(read_task, m)?)?;
     m.add_class::<OutcomeSink>()?;
-    let py = m.py();
-    m.add("LanceflowError", py.get_type::<LanceflowError>())?;
-    m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
-    m.add("NotFoundError", py.get_type::<NotFoundError>())?;
-    m.add("AlreadyExistsError", py.get_type::<AlreadyExistsError>())?;
-    m.add("NotSupportedError", py.get_type::<NotSupportedError>())?;
-    m.add("CommitConflictError", py.get_type::<CommitConflictError>())?;
-    m.add("StorageError", py.get_type::<StorageError>())?;
-    m.add("TasksFailedError", py.get_type::<TasksFailedError>())?;
-    m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }

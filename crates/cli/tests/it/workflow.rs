@@ -88,33 +88,42 @@ fn an_idempotency_key_applies_an_ingest_once() {
     let uri = uri.to_str().unwrap();
     let a = write_jsonl(dir.path(), "a.jsonl", 0, 30);
     let b = write_jsonl(dir.path(), "b.jsonl", 30, 20);
-    let ingest = |input: &std::path::Path, mode: &str, key: &str| {
-        let out = run(&[
+    let b = b.to_str().unwrap();
+    let ingest = |input: &str, mode: &str, key: &str, json: bool| {
+        let mut args = vec![
             "ingest",
-            input.to_str().unwrap(),
+            input,
             "--to",
             uri,
             "--mode",
             mode,
             "--idempotency-key",
             key,
-            "--json",
-        ]);
-        serde_json::from_str::<serde_json::Value>(&ok(&out)).unwrap()
+        ];
+        if json {
+            args.push("--json");
+        }
+        run(&args)
+    };
+    let report = |input: &str, mode: &str, key: &str| {
+        serde_json::from_str::<serde_json::Value>(&ok(&ingest(input, mode, key, true))).unwrap()
     };
     // A create re-run with its key (e.g. after a crash past the commit) is
     // not refused as "already exists": it finds its own version.
-    assert_eq!(ingest(&a, "create", "day-1")["already_applied"], false);
-    let again = ingest(&a, "create", "day-1");
-    assert_eq!(again["already_applied"], true);
-    assert_eq!(again["version"], 1);
-    let appended = ingest(&b, "append", "day-2");
+    let a = a.to_str().unwrap();
+    assert_eq!(report(a, "create", "day-1")["already_applied"], false);
+    let again = report(a, "create", "day-1");
+    assert_eq!(
+        (&again["already_applied"], &again["version"]),
+        (&true.into(), &1.into())
+    );
+    let appended = report(b, "append", "day-2");
     assert_eq!(
         (&appended["version"], &appended["rows_written"]),
         (&2.into(), &20.into())
     );
     // The same append again: nothing written, the version that holds it.
-    let again = ingest(&b, "append", "day-2");
+    let again = report(b, "append", "day-2");
     assert_eq!(
         (
             &again["already_applied"],
@@ -123,34 +132,16 @@ fn an_idempotency_key_applies_an_ingest_once() {
         ),
         (&true.into(), &2.into(), &50.into())
     );
-    let human = ok(&run(&[
-        "ingest",
-        b.to_str().unwrap(),
-        "--to",
-        uri,
-        "--mode",
-        "append",
-        "--idempotency-key",
-        "day-2",
-    ]));
+    let human = ok(&ingest(b, "append", "day-2", false));
     assert!(
         human.contains("already ingested") && human.contains("version 2"),
         "{human}"
     );
     assert_eq!(version_of(uri, &[]), 2);
-    // Another key appends.
-    assert_eq!(ingest(&b, "append", "day-3")["total_rows"], 70);
+    // Another key appends; a key that is not one fails before any work.
+    assert_eq!(report(b, "append", "day-3")["total_rows"], 70);
     fails_with(
-        &run(&[
-            "ingest",
-            b.to_str().unwrap(),
-            "--to",
-            uri,
-            "--mode",
-            "append",
-            "--idempotency-key",
-            "two words",
-        ]),
+        &ingest(b, "append", "two words", false),
         &["--idempotency-key must be"],
     );
     assert_eq!(version_of(uri, &[]), 3);

@@ -7,7 +7,8 @@ one pinned version and commits once, workers (threads here, or Ray tasks and
 actors) only execute tasks.
 """
 
-from ._native import (
+from ._native import __version__
+from .errors import (
     AlreadyExistsError,
     CommitConflictError,
     InternalError,
@@ -17,7 +18,6 @@ from ._native import (
     NotSupportedError,
     StorageError,
     TasksFailedError,
-    __version__,
 )
 from .api import (
     cleanup,

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
 
-from . import _native
+from . import _native, errors
 from .executor import RayExecutor, executor_factory
 
 Executor = Union[None, str, RayExecutor]
@@ -66,13 +66,20 @@ def _run(
     if workers is not None:
         argv += ["--workers", str(workers)]
     factory = None
+    if executor is None:
+        # As the CLI: LANCEFLOW_EXECUTOR=ray makes Ray the default.
+        executor = os.environ.get("LANCEFLOW_EXECUTOR") or None
+        if executor not in (None, "local", "ray"):
+            raise errors.InvalidInputError(
+                f"LANCEFLOW_EXECUTOR must be 'local' or 'ray', not {executor!r}"
+            )
     if executor is None or executor == "local":
         pass
     elif executor == "ray" or isinstance(executor, RayExecutor) or hasattr(executor, "run"):
         argv += ["--executor", "ray"]
         factory = executor_factory(None if executor == "ray" else executor)
     else:
-        raise _native.InvalidInputError(
+        raise errors.InvalidInputError(
             f"executor must be 'local', 'ray' or a RayExecutor, not {executor!r}"
         )
     _, out = _native.run_cli(argv + command.argv, factory, capture=True)
@@ -158,7 +165,7 @@ def write_lance(
             os.path.join(stage, f) for f in os.listdir(stage) if f.endswith(".parquet")
         )
         if not files:
-            raise _native.InvalidInputError("write_lance: the data holds no rows")
+            raise errors.InvalidInputError("write_lance: the data holds no rows")
         return ingest(
             files, uri, mode=mode, format="parquet", max_rows_per_file=max_rows_per_file, **common
         )
@@ -198,7 +205,7 @@ def read_lance(
         dict(storage_options or {}),
     )
     if not tasks:
-        raise _native.InvalidInputError(f"{uri} has no fragments to read")
+        raise errors.InvalidInputError(f"{uri} has no fragments to read")
 
     def read(batch: pa.Table) -> pa.Table:
         from lanceflow import _native as native

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Dict, List, Optional
 
-from . import _native
+from . import _native, errors
 
 
 class _Worker:
@@ -108,6 +108,8 @@ class RayExecutor:
         actor_pool_max: Optional[int] = None,
         verbose: bool = True,
     ) -> None:
+        if num_workers is not None and (isinstance(num_workers, bool) or int(num_workers) < 1):
+            raise errors.InvalidInputError(f"num_workers must be at least 1, not {num_workers!r}")
         import ray
 
         if not ray.is_initialized():
@@ -117,25 +119,25 @@ class RayExecutor:
         resources = ray.cluster_resources()
         cpus = float(resources.get("CPU", 1.0))
         per_task = float(self.ray_remote_args.get("num_cpus", 1) or 1)
-        chosen = num_workers if num_workers else max(1, int(cpus // per_task))
+        chosen = num_workers if num_workers is not None else max(1, int(cpus // per_task))
         if chosen < 1:
-            raise _native.InvalidInputError("num_workers must be at least 1")
+            raise errors.InvalidInputError("num_workers must be at least 1")
         self.num_workers = int(chosen)
         self.max_retries = max(0, int(max_retries))
         if task_timeout is not None and not (0 < float(task_timeout) <= 7 * 86400):
-            raise _native.InvalidInputError(
+            raise errors.InvalidInputError(
                 f"task_timeout must be between 0 and 604800 seconds (or None), not {task_timeout}"
             )
         self.task_timeout = None if task_timeout is None else float(task_timeout)
         if not (0 <= float(retry_backoff) <= 60):
-            raise _native.InvalidInputError(
+            raise errors.InvalidInputError(
                 f"retry_backoff must be between 0 and 60 seconds, not {retry_backoff}"
             )
         self.retry_backoff = float(retry_backoff)
         self.actor_pool_min = max(0, int(actor_pool_min))
         self.actor_pool_max = max(1, int(actor_pool_max or self.num_workers))
         if self.actor_pool_min > self.actor_pool_max:
-            raise _native.InvalidInputError(
+            raise errors.InvalidInputError(
                 f"actor_pool_min ({self.actor_pool_min}) exceeds actor_pool_max "
                 f"({self.actor_pool_max})"
             )
@@ -222,7 +224,7 @@ class RayExecutor:
                 if delayed and not queue:
                     time.sleep(max(0.0, min(d[0] for d in delayed) - time.monotonic()))
                     continue
-                raise _native.InternalError("no worker actor could be started")
+                raise errors.InternalError("no worker actor could be started")
             ready, _ = ray.wait(waiting, num_returns=1, timeout=0.1)
             if self.task_timeout is not None:
                 for ref, (i, attempt, actor, submitted) in list(pending.items()):
@@ -249,7 +251,7 @@ class RayExecutor:
                         self._discard(actor)
                         start_failures += 1
                         if start_failures > 3 * self.actor_pool_max:
-                            raise _native.StorageError(
+                            raise errors.StorageError(
                                 f"lanceflow worker actors fail to start ({err}); is the "
                                 "lanceflow wheel installed on every node?"
                             ) from err
