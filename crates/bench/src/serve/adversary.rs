@@ -12,7 +12,7 @@ use hyper::body::Bytes;
 use lanceflow::search::retrieval::{RetrievalHit, RetrievalResponse};
 use serde::Serialize;
 
-use super::Client;
+use super::client::{authority, Client};
 
 /// The bodies the adversary sends in turn: the probes that once aborted or
 /// tied up the server, and malformed input of every kind. Each must get a
@@ -180,7 +180,7 @@ impl FaultProxy {
                 ))
             })?;
         Ok(Self {
-            authority: super::authority(url)?,
+            authority: authority(url)?,
             bucket: bucket.to_string(),
         })
     }

@@ -3,6 +3,7 @@
 //! embedding → search), next to the in-process latency of the same requests.
 
 mod adversary;
+mod client;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,19 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::client::conn::http1::SendRequest;
-use hyper::{header, Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use lanceflow::search::retrieval::{Mode, RetrievalRequest, RetrievalResponse, Retriever};
 use lanceflow_cli::serve::{bind, serve_until, ServeOptions, ServeState};
 use lanceflow_cli::{print_json, Context, ModelArgs};
 use serde::Serialize;
 
 use self::adversary::{Answer, FaultProxy};
+use self::client::{authority, Client};
 use crate::stats::{median, percentile};
 
 // `lanceflow-bench serve` arguments (no doc comment: the subcommand's help is
@@ -172,74 +170,6 @@ struct ModeReport {
     qps_over_capacity: Option<f64>,
     /// End-to-end p50 of each round's slice.
     round_p50_ms: Vec<f64>,
-}
-
-/// A keep-alive HTTP/1.1 connection to the service.
-struct Client {
-    sender: SendRequest<Full<Bytes>>,
-    authority: String,
-    authorization: Option<String>,
-}
-
-/// `http://HOST:PORT[/...]` → `HOST:PORT`.
-fn authority(url: &str) -> lanceflow::Result<String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        lanceflow::Error::InvalidInput(format!(
-            "--url {url}: give an http:// URL (e.g. http://127.0.0.1:8080); the load generator \
-             speaks plain HTTP/1.1"
-        ))
-    })?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(lanceflow::Error::InvalidInput(format!(
-            "--url {url} names no host"
-        )));
-    }
-    Ok(authority.to_string())
-}
-
-impl Client {
-    async fn connect(authority: &str, authorization: Option<String>) -> Result<Self> {
-        let stream = tokio::net::TcpStream::connect(authority)
-            .await
-            .with_context(|| format!("cannot connect to {authority}; is the service running?"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection closed: {e}");
-            }
-        });
-        Ok(Self {
-            sender,
-            authority: authority.to_string(),
-            authorization,
-        })
-    }
-
-    async fn post(&mut self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
-        self.send("POST", path, body).await
-    }
-
-    async fn send(&mut self, method: &str, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
-        self.sender.ready().await?;
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(auth) = &self.authorization {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        let response = self
-            .sender
-            .send_request(request.body(Full::new(body))?)
-            .await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
-    }
 }
 
 fn read_queries(args: &ServeArgs) -> Result<Vec<String>> {
@@ -851,20 +781,4 @@ fn target_checks(reports: &[ModeReport], hybrid_over_vector: Option<f64>) -> Vec
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authority_of_urls() {
-        assert_eq!(
-            authority("http://127.0.0.1:8080").unwrap(),
-            "127.0.0.1:8080"
-        );
-        assert_eq!(authority("http://h:1/v1/search").unwrap(), "h:1");
-        assert!(authority("https://h:1").is_err());
-        assert!(authority("http://").is_err());
-    }
 }
