@@ -139,6 +139,7 @@ def write_lance(
     mode: str = "create",
     max_rows_per_file: Optional[int] = None,
     staging_dir: Optional[str] = None,
+    min_rows_per_file: Optional[int] = None,
     **common: Any,
 ) -> Dict[str, Any]:
     """Write a pyarrow Table, RecordBatchReader, pandas DataFrame or Ray
@@ -147,12 +148,16 @@ def write_lance(
     The data is staged as Parquet files (a Ray Dataset writes its blocks in
     parallel) and ingested with one task per file and one commit; the staging
     directory (default: a temporary one, which must be visible to every node
-    when the executor is Ray) is removed afterwards."""
+    when the executor is Ray) is removed afterwards. ``min_rows_per_file``
+    lets Ray gather small blocks into larger staged files."""
     owned = staging_dir is None
     stage = staging_dir or tempfile.mkdtemp(prefix="lanceflow-stage-")
     try:
         if hasattr(data, "write_parquet") and hasattr(data, "map_batches"):
-            data.write_parquet(stage)
+            if min_rows_per_file is not None:
+                data.write_parquet(stage, min_rows_per_file=int(min_rows_per_file))
+            else:
+                data.write_parquet(stage)
         else:
             import pyarrow.parquet as pq
 

@@ -1,0 +1,632 @@
+"""lance-ray's API on lanceflow's engine: ``import lanceflow.ray as lr``.
+
+The functions take lance-ray 0.5's names, parameters and defaults and return
+what it returns (``lance.LanceDataset`` after index builds and
+``optimize_indices``, compaction metrics or ``None`` after ``compact_files``,
+a ``pyarrow.Table`` sorted by ``_distance`` from ``vector_search``, a Ray
+Dataset from ``read_lance``). Everything runs as lanceflow's Rust tasks on Ray
+(by default, as lance-ray does): ``num_workers`` and ``ray_remote_args`` size
+a :class:`~lanceflow.RayExecutor` per call, unless a global pool is set, which
+then serves every call with its warm actors. Nothing imports lance-ray.
+
+A parameter whose capability the engine does not have yet (namespaces,
+IVF_RQ, ``fragment_ids``, ``analyze_plan``, ...) raises
+``NotImplementedError`` naming it; none is silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Union
+
+import pyarrow as pa
+
+from . import api, errors
+from .executor import RayExecutor
+
+__all__ = [
+    "clear_global_pool",
+    "compact_files",
+    "create_index",
+    "create_scalar_index",
+    "get_global_pool",
+    "init_global_pool",
+    "optimize_indices",
+    "read_lance",
+    "set_global_pool",
+    "vector_search",
+    "write_lance",
+    "add_columns",
+    "add_columns_from",
+    "merge_columns_from",
+    "compact_database",
+    "LanceFragmentWriter",
+    "LanceFragmentCommitter",
+]
+
+# -- the global pool ---------------------------------------------------------
+
+_POOL_LOCK = threading.RLock()
+_POOL: Optional[RayExecutor] = None
+
+
+def init_global_pool(processes: int, ray_remote_args: Optional[Dict[str, Any]] = None) -> RayExecutor:
+    """One warm pool of Ray actors for every later call (until cleared).
+    Returns the existing pool if there is one (warning when its size differs)."""
+    global _POOL
+    if isinstance(processes, bool) or int(processes) <= 0:
+        raise errors.InvalidInputError(f"processes must be positive, not {processes!r}")
+    with _POOL_LOCK:
+        if _POOL is not None:
+            if _POOL.num_workers != int(processes):
+                warnings.warn(
+                    f"the global pool already has {_POOL.num_workers} workers; "
+                    f"{processes} requested (clear_global_pool() first to resize)",
+                    stacklevel=2,
+                )
+            return _POOL
+        _POOL = RayExecutor(num_workers=int(processes), ray_remote_args=ray_remote_args)
+        return _POOL
+
+
+def set_global_pool(pool: Optional[RayExecutor]) -> None:
+    """Use ``pool`` (a :class:`lanceflow.RayExecutor`) for every later call;
+    ``None`` forgets the current one without shutting it down."""
+    global _POOL
+    if pool is not None and not isinstance(pool, RayExecutor):
+        raise NotImplementedError(
+            "set_global_pool: lanceflow runs its tasks on its own actors; pass a "
+            "lanceflow.RayExecutor (or call init_global_pool(processes)), not "
+            f"{type(pool).__name__}"
+        )
+    with _POOL_LOCK:
+        _POOL = pool
+
+
+def get_global_pool() -> Optional[RayExecutor]:
+    """The global pool, or ``None``."""
+    with _POOL_LOCK:
+        return _POOL
+
+
+def clear_global_pool(*, close: bool = False, join: bool = True) -> None:
+    """Forget the global pool; ``close=True`` also stops its actors."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None and close:
+        pool.shutdown()
+
+
+class _Executor:
+    """The executor of one call: the global pool, or a pool of
+    ``num_workers`` actors made for this call and stopped after it."""
+
+    def __init__(self, num_workers: int, ray_remote_args: Optional[Dict[str, Any]]) -> None:
+        if isinstance(num_workers, bool) or int(num_workers) <= 0:
+            raise errors.InvalidInputError(f"num_workers must be positive, not {num_workers!r}")
+        self.pool = get_global_pool()
+        self.owned = self.pool is None
+        if self.owned:
+            self.pool = RayExecutor(num_workers=int(num_workers), ray_remote_args=ray_remote_args)
+
+    def __enter__(self) -> RayExecutor:
+        return self.pool
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.owned:
+            self.pool.shutdown()
+
+
+# -- argument checks -----------------------------------------------------------
+
+
+def _not_yet(**given: Any) -> None:
+    """Raise NotImplementedError naming every parameter given a value the
+    engine cannot honour yet (``None``, ``False`` and empty mean not given)."""
+    used = [name for name, value in given.items() if value not in (None, False, {}, [], ())]
+    if used:
+        raise NotImplementedError(
+            f"lanceflow.ray does not support {', '.join(used)} yet; leave "
+            f"{'it' if len(used) == 1 else 'them'} unset"
+        )
+
+
+def _uri(uri: Any, namespace_impl: Any, namespace_properties: Any, table_id: Any) -> str:
+    """The dataset URI (a ``lance.LanceDataset`` gives its own)."""
+    if uri is not None and (namespace_impl is not None or table_id is not None):
+        raise errors.InvalidInputError(
+            "Cannot provide both 'uri' and namespace parameters (namespace_impl, table_id)"
+        )
+    _not_yet(namespace_impl=namespace_impl, namespace_properties=namespace_properties, table_id=table_id)
+    if uri is None:
+        raise errors.InvalidInputError("Must provide either 'uri' OR ('namespace_impl' + 'table_id').")
+    if hasattr(uri, "uri") and not isinstance(uri, (str, os.PathLike)):
+        return str(uri.uri)
+    return os.fspath(uri)
+
+
+def _no_unknown(what: str, extra: Dict[str, Any], known: Dict[str, str]) -> Dict[str, Any]:
+    """Map lance-ray's extra keyword arguments onto ours; any other one
+    raises NotImplementedError."""
+    unknown = sorted(set(extra) - set(known))
+    if unknown:
+        raise NotImplementedError(f"{what}: lanceflow.ray does not support {', '.join(unknown)} yet")
+    return {known[k]: v for k, v in extra.items()}
+
+
+def _dataset(uri: str, storage_options: Optional[Dict[str, str]]) -> Any:
+    import lance
+
+    return lance.dataset(uri, storage_options=storage_options or None)
+
+
+def _npy(array: Any, directory: str, name: str) -> str:
+    """An Arrow (FixedSizeList / FixedShapeTensor) or numpy 2-D array as a
+    .npy file of float32 rows, the engine's artifact format."""
+    import numpy as np
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if isinstance(array, pa.ExtensionArray):
+        array = array.storage
+    if isinstance(array, pa.FixedSizeListArray):
+        matrix = array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
+    else:
+        matrix = np.asarray(array)
+    if matrix.ndim != 2:
+        raise errors.InvalidInputError(f"{name} must be 2-D (rows × dimension), not {matrix.shape}")
+    path = os.path.join(directory, f"{name}.npy")
+    np.save(path, matrix.astype(np.float32, copy=False))
+    return path
+
+
+# -- indexes -------------------------------------------------------------------
+
+_VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
+_SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP"}
+_FTS_PARAMS = {
+    name: name
+    for name in (
+        "with_position",
+        "base_tokenizer",
+        "language",
+        "lower_case",
+        "stem",
+        "remove_stop_words",
+        "ascii_folding",
+        "max_token_length",
+    )
+}
+
+
+def _segments(uri: str, storage_options: Any, num_segments: Optional[int]) -> Dict[str, Any]:
+    """``num_segments`` → the engine's rows per segment, segments kept."""
+    if num_segments is None:
+        return {}
+    if isinstance(num_segments, bool) or int(num_segments) <= 0:
+        raise errors.InvalidInputError(f"num_segments must be positive, not {num_segments!r}")
+    rows = _dataset(uri, storage_options).count_rows()
+    return {"rows_per_segment": max(1, math.ceil(rows / int(num_segments))), "keep_segments": True}
+
+
+def create_index(
+    uri: Any = None,
+    column: str = "",
+    index_type: Any = "",
+    name: Optional[str] = None,
+    *,
+    replace: bool = True,
+    num_workers: int = 4,
+    num_segments: Optional[int] = None,
+    storage_options: Optional[Dict[str, str]] = None,
+    block_size: Optional[int] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    table_id: Optional[List[str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    metric: str = "l2",
+    num_partitions: Optional[int] = None,
+    num_sub_vectors: Optional[int] = None,
+    sample_rate: int = 256,
+    ivf_centroids: Any = None,
+    pq_codebook: Any = None,
+    rabitq_model: Optional[str] = None,
+    **kwargs: Any,
+) -> Any:
+    """A distributed vector index (trained once, one segment per batch of
+    fragments on the workers, one commit); the dataset as committed."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if not column:
+        raise errors.InvalidInputError("Column name cannot be empty")
+    kind = str(getattr(index_type, "value", index_type)).upper()
+    if kind in ("IVF_RQ", "IVF_HNSW_FLAT"):
+        raise NotImplementedError(f"index_type {kind} is not supported by lanceflow yet")
+    if kind not in _VECTOR_TYPES:
+        raise errors.InvalidInputError(
+            f"index_type must be one of {sorted(_VECTOR_TYPES)}, not {index_type!r}"
+        )
+    _not_yet(rabitq_model=rabitq_model, block_size=block_size)
+    extra = _no_unknown("create_index", kwargs, {"num_bits": "num_bits", "max_iters": "max_iters"})
+    if isinstance(sample_rate, bool) or int(sample_rate) <= 0:
+        raise errors.InvalidInputError(f"sample_rate must be positive, not {sample_rate!r}")
+    staged = tempfile.mkdtemp(prefix="lanceflow-artifacts-")
+    try:
+        if ivf_centroids is not None:
+            extra["centroids"] = _npy(ivf_centroids, staged, "ivf_centroids")
+        if pq_codebook is not None:
+            extra["codebook"] = _npy(pq_codebook, staged, "pq_codebook")
+        extra.update(_segments(uri, storage_options, num_segments))
+        with _Executor(num_workers, ray_remote_args) as executor:
+            api.create_index(
+                uri,
+                column,
+                kind,
+                metric=str(metric).lower(),
+                num_partitions=num_partitions,
+                num_sub_vectors=num_sub_vectors,
+                sample_rate=int(sample_rate),
+                name=name,
+                replace=replace,
+                executor=executor,
+                storage_options=storage_options,
+                **extra,
+            )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return _dataset(uri, storage_options)
+
+
+def create_scalar_index(
+    uri: Any = None,
+    *,
+    column: str,
+    index_type: Any,
+    table_id: Optional[List[str]] = None,
+    name: Optional[str] = None,
+    replace: bool = True,
+    train: bool = True,
+    fragment_ids: Optional[List[int]] = None,
+    index_uuid: Optional[str] = None,
+    num_workers: int = 4,
+    num_segments: Optional[int] = None,
+    storage_options: Optional[Dict[str, str]] = None,
+    block_size: Optional[int] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    **kwargs: Any,
+) -> Any:
+    """A distributed scalar index (one segment per batch of fragments, one
+    commit); the dataset as committed. The default name is ``{column}_idx``."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if not column:
+        raise errors.InvalidInputError("Column name cannot be empty")
+    if not isinstance(index_type, str):
+        raise NotImplementedError("index_type: lanceflow.ray takes the index type's name, not an IndexConfig")
+    kind = index_type.upper()
+    if kind in ("BLOOMFILTER", "RTREE"):
+        raise NotImplementedError(f"index_type {kind} is not supported by lanceflow yet")
+    if kind not in _SCALAR_TYPES:
+        raise errors.InvalidInputError(
+            f"Index type must be one of {sorted(_SCALAR_TYPES)}, not '{index_type}'"
+        )
+    _not_yet(
+        train=not train,
+        fragment_ids=fragment_ids,
+        index_uuid=index_uuid,
+        block_size=block_size,
+    )
+    extra = _no_unknown("create_scalar_index", kwargs, _FTS_PARAMS)
+    extra.update(_segments(uri, storage_options, num_segments))
+    with _Executor(num_workers, ray_remote_args) as executor:
+        api.create_scalar_index(
+            uri,
+            column,
+            "INVERTED" if kind == "FTS" else kind,
+            name=name or f"{column}_idx",
+            replace=replace,
+            executor=executor,
+            storage_options=storage_options,
+            **extra,
+        )
+    return _dataset(uri, storage_options)
+
+
+def optimize_indices(
+    uri: Optional[str] = None,
+    *,
+    table_id: Optional[List[str]] = None,
+    indices: Optional[List[str]] = None,
+    num_indices_to_merge: int = 1,
+    retrain: bool = False,
+    storage_options: Optional[Dict[str, str]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    **kwargs: Any,
+) -> Any:
+    """Index the rows added since the indexes were built (with their
+    trained models) and merge the ``num_indices_to_merge`` newest segments;
+    the dataset as committed."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    _no_unknown("optimize_indices", kwargs, {})
+    if isinstance(num_indices_to_merge, bool) or int(num_indices_to_merge) < 0:
+        raise errors.InvalidInputError(
+            f"num_indices_to_merge must be at least 0, not {num_indices_to_merge!r}"
+        )
+    with _Executor(1, None) as executor:
+        api.optimize_indices(
+            uri,
+            indexes=indices,
+            merge=int(num_indices_to_merge) or None,
+            keep_segments=int(num_indices_to_merge) == 0,
+            retrain=retrain,
+            executor=executor,
+            storage_options=storage_options,
+        )
+    return _dataset(uri, storage_options)
+
+
+# -- compaction ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompactionMetrics:
+    """What a compaction did (the fields of pylance's ``CompactionMetrics``)."""
+
+    fragments_removed: int
+    fragments_added: int
+    files_removed: int
+    files_added: int
+
+
+_COMPACTION_OPTIONS = {
+    "target_rows_per_fragment": "target_rows_per_fragment",
+    "max_rows_per_group": "max_rows_per_group",
+    "materialize_deletions": "materialize_deletions",
+    "materialize_deletions_threshold": "deletion_threshold",
+}
+
+
+def compact_files(
+    uri: Optional[str] = None,
+    *,
+    table_id: Optional[List[str]] = None,
+    compaction_options: Optional[Dict[str, Any]] = None,
+    num_workers: int = 4,
+    storage_options: Optional[Dict[str, str]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+) -> Optional[CompactionMetrics]:
+    """Merge small fragments (one task per group, one commit); ``None`` when
+    there was nothing to compact."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    options = dict(compaction_options or {})
+    # Threads per task are the engine's own choice (one task per worker).
+    options.pop("num_threads", None)
+    mapped = _no_unknown("compaction_options", options, _COMPACTION_OPTIONS)
+    with _Executor(num_workers, ray_remote_args) as executor:
+        report = api.compact_files(uri, executor=executor, storage_options=storage_options, **mapped)
+    if not report.get("compacted"):
+        return None
+    removed, added = report["fragments_removed"], report["fragments_added"]
+    # One data file per fragment in the engine's rewrite.
+    return CompactionMetrics(removed, added, removed, added)
+
+
+# -- search ------------------------------------------------------------------------
+
+_NEAREST_KEYS = {"column", "q", "k", "metric", "distance_type", "nprobes", "minimum_nprobes", "refine_factor"}
+
+
+def vector_search(
+    uri: Any = None,
+    *,
+    nearest: Dict[str, Any],
+    index_name: Optional[str] = None,
+    columns: Optional[List[str]] = None,
+    filter: Optional[str] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    block_size: Optional[int] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    table_id: Optional[List[str]] = None,
+    num_workers: int = 4,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    oversample_factor: float = 1.0,
+    include_unindexed: bool = True,
+    fast_search: bool = False,
+    analyze_plan: bool = False,
+    scanner_options: Optional[Dict[str, Any]] = None,
+) -> Union[pa.Table, str]:
+    """The global top k of ``nearest["q"]`` over the dataset, searched by
+    index-segment ownership on the workers: a table sorted by ``_distance``."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if not isinstance(nearest, dict):
+        raise errors.InvalidInputError("nearest must be a dict with 'column', 'q' and 'k'")
+    unknown = sorted(set(nearest) - _NEAREST_KEYS)
+    if unknown:
+        raise NotImplementedError(f"nearest: lanceflow.ray does not support {', '.join(unknown)} yet")
+    column = nearest.get("column")
+    if not column:
+        raise errors.InvalidInputError("nearest['column'] is required")
+    k = nearest.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise errors.InvalidInputError(f"nearest['k'] must be a positive integer, not {k!r}")
+    if nearest.get("q") is None:
+        raise errors.InvalidInputError("nearest['q'] (the query vector) is required")
+    if not (float(oversample_factor) >= 1.0):
+        raise errors.InvalidInputError(f"oversample_factor must be at least 1, not {oversample_factor!r}")
+    _not_yet(
+        block_size=block_size,
+        oversample_factor=float(oversample_factor) != 1.0,
+        include_unindexed=not include_unindexed,
+        fast_search=fast_search,
+        analyze_plan=analyze_plan,
+        scanner_options=scanner_options,
+    )
+    if isinstance(columns, dict):
+        raise NotImplementedError("columns: lanceflow.ray takes a list of column names, not a projection dict")
+    query = nearest["q"]
+    if hasattr(query, "tolist"):
+        query = query.tolist()
+    metric = nearest.get("metric") or nearest.get("distance_type")
+    with _Executor(num_workers, ray_remote_args) as executor:
+        table = api.vector_search(
+            uri,
+            [float(x) for x in query],
+            k=k,
+            column=column,
+            nprobes=nearest.get("nprobes") or nearest.get("minimum_nprobes"),
+            refine_factor=nearest.get("refine_factor"),
+            filter=filter,
+            columns=columns,
+            metric=metric.lower() if isinstance(metric, str) else None,
+            index=index_name,
+            distributed=True,
+            executor=executor,
+            storage_options=storage_options,
+        )
+    if "query" in table.column_names:
+        table = table.drop_columns(["query"])
+    if "_distance" in table.column_names:
+        table = table.sort_by("_distance")
+    return table
+
+
+# -- reading and writing ---------------------------------------------------------------
+
+
+def read_lance(
+    uri: Optional[str] = None,
+    *,
+    table_id: Optional[List[str]] = None,
+    columns: Optional[List[str]] = None,
+    filter: Optional[str] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    base_store_params: Optional[Dict[str, Dict[str, Any]]] = None,
+    scanner_options: Optional[Dict[str, Any]] = None,
+    dataset_options: Optional[Dict[str, Any]] = None,
+    fragment_ids: Optional[List[int]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    concurrency: Optional[int] = None,
+    override_num_blocks: Optional[int] = None,
+    with_metadata: bool = False,
+) -> Any:
+    """A Ray Dataset over one pinned version (``dataset_options={"version": v}``),
+    the projection and filter pushed down into each fragment's scan."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    options = dict(dataset_options or {})
+    version = options.pop("version", None)
+    _not_yet(
+        base_store_params=base_store_params,
+        scanner_options=scanner_options,
+        fragment_ids=fragment_ids,
+        concurrency=concurrency,
+        override_num_blocks=override_num_blocks,
+        with_metadata=with_metadata,
+        **{f"dataset_options['{k}']": v for k, v in options.items()},
+    )
+    tag = version if isinstance(version, str) else None
+    number = version if isinstance(version, int) and not isinstance(version, bool) else None
+    return api.read_lance(
+        uri,
+        columns=columns,
+        filter=filter,
+        version=number,
+        tag=tag,
+        storage_options=storage_options,
+        ray_remote_args=ray_remote_args,
+    )
+
+
+def write_lance(
+    ds: Any,
+    uri: Optional[str] = None,
+    *,
+    table_id: Optional[List[str]] = None,
+    schema: Optional[pa.Schema] = None,
+    mode: str = "create",
+    min_rows_per_file: int = 1024 * 1024,
+    max_rows_per_file: int = 64 * 1024 * 1024,
+    data_storage_version: Optional[str] = None,
+    enable_stable_row_ids: bool = False,
+    storage_options: Optional[Dict[str, Any]] = None,
+    base_store_params: Optional[Dict[str, Dict[str, Any]]] = None,
+    initial_bases: Optional[List[Any]] = None,
+    target_bases: Optional[List[str]] = None,
+    external_blob_mode: str = "reference",
+    allow_external_blob_outside_bases: bool = False,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    concurrency: Optional[int] = None,
+    stream: bool = False,
+    batch_size: Optional[int] = None,
+    resume_rows: int = 0,
+) -> None:
+    """Write a Ray Dataset (or an Arrow table, a pandas frame) as one new
+    version: blocks staged as Parquet, one ingest task per file, one commit."""
+    if ds is None:
+        raise errors.InvalidInputError("write_lance: ds is None; pass a Ray Dataset")
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if mode not in ("create", "append", "overwrite"):
+        raise errors.InvalidInputError(f"mode must be create, append or overwrite, not {mode!r}")
+    if not (0 < int(min_rows_per_file) <= int(max_rows_per_file)):
+        raise errors.InvalidInputError(
+            "min_rows_per_file and max_rows_per_file must be positive, min ≤ max"
+        )
+    _not_yet(
+        schema=schema,
+        data_storage_version=data_storage_version,
+        enable_stable_row_ids=enable_stable_row_ids,
+        base_store_params=base_store_params,
+        initial_bases=initial_bases,
+        target_bases=target_bases,
+        external_blob_mode=external_blob_mode != "reference",
+        allow_external_blob_outside_bases=allow_external_blob_outside_bases,
+        ray_remote_args=ray_remote_args,
+        concurrency=concurrency,
+        stream=stream,
+        batch_size=batch_size,
+        resume_rows=int(resume_rows) != 0,
+    )
+    with _Executor(1, None) as executor:
+        api.write_lance(
+            ds,
+            uri,
+            mode=mode,
+            max_rows_per_file=int(max_rows_per_file),
+            min_rows_per_file=int(min_rows_per_file),
+            executor=executor,
+            storage_options=storage_options,
+        )
+
+
+# -- what comes with the next issue ----------------------------------------------------
+
+
+def _waits(name: str, what: str):
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"lanceflow.ray.{name}: {what} is not supported by lanceflow yet")
+
+    missing.__name__ = name
+    missing.__doc__ = f"Not supported yet: {what}. Raises NotImplementedError."
+    return missing
+
+
+add_columns = _waits("add_columns", "data evolution (adding columns by a transform)")
+add_columns_from = _waits("add_columns_from", "data evolution (adding columns by a transform)")
+merge_columns_from = _waits("merge_columns_from", "merging columns back by row address")
+compact_database = _waits("compact_database", "Lance namespaces")
+LanceFragmentWriter = _waits("LanceFragmentWriter", "writing fragments from Ray Data pipelines")
+LanceFragmentCommitter = _waits("LanceFragmentCommitter", "committing fragments from Ray Data pipelines")
