@@ -361,7 +361,7 @@ async fn search(
             StatusCode::BAD_REQUEST,
             Refusal::InvalidRequest,
             &format!(
-                "the answer would be {} bytes, over this service's limit of {limit}; ask for                  fewer hits (\"k\") or fewer \"columns\"",
+                "the answer would be {} bytes, over this service's limit of {limit}; ask for fewer hits (\"k\") or fewer \"columns\"",
                 body.len()
             ),
             &id,

@@ -294,7 +294,7 @@ impl Retriever {
     pub async fn refresh(&self) -> Result<Refresh> {
         if let Some(pin) = &self.pin {
             return Err(Error::NotSupported(format!(
-                "this service serves {} only (it was started pinned to it); restart it without                  a version or tag to follow the latest version",
+                "this service serves {} only (it was started pinned to it); restart it without a version or tag to follow the latest version",
                 match pin {
                     VersionSpec::Number(v) => format!("version {v}"),
                     VersionSpec::Tag(t) => format!("tag '{t}'"),
@@ -569,7 +569,7 @@ fn servable(current: &Dataset, next: &Dataset) -> Result<()> {
             }
             None => {
                 return Err(Error::NotSupported(format!(
-                    "version {to} cannot be served: it has no vector column '{name}' (version                      {from} has one); still serving version {from}. Embed the new version, then                      refresh"
+                    "version {to} cannot be served: it has no vector column '{name}' (version {from} has one); still serving version {from}. Embed the new version, then refresh"
                 )))
             }
         }
