@@ -111,6 +111,8 @@ def test_global_pool(cluster, tmp_path):
     pool = lr.init_global_pool(2)
     try:
         assert lr.init_global_pool(2) is pool and lr.get_global_pool() is pool
+        with pytest.warns(UserWarning, match="already has 2 workers"):
+            assert lr.init_global_pool(3) is pool
         for row in (3, 99):
             hits = lr.vector_search(uri, nearest={"column": "vector", "q": data[row], "k": 1, "nprobes": 2})
             assert hits.column("id").to_pylist() == [row]
