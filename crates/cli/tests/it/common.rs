@@ -1,4 +1,4 @@
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -80,4 +80,25 @@ pub fn info_json(uri: &str, extra: &[&str], env: &[(&str, &str)]) -> serde_json:
 
 pub fn version_of(uri: &str, env: &[(&str, &str)]) -> u64 {
     info_json(uri, &[], env)["version"].as_u64().unwrap()
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, body).
+pub fn http(addr: &str, method: &str, path: &str, body: &str, key: Option<&str>) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
 }

@@ -6,8 +6,6 @@
 //! exit 2 and the latest version unchanged: never a duplicate or a lost row
 //! (checked by row counts and the exact set of keys).
 
-use std::io::{Read, Write};
-
 use arrow_array::cast::AsArray;
 use futures::TryStreamExt;
 use lanceflow::storage::Scheme;
@@ -27,19 +25,13 @@ fn proxy() -> String {
 /// One plain HTTP/1.1 exchange with the proxy: (status, body).
 fn exchange(method: &str, path: &str, body: &str) -> (u16, String) {
     let proxy = proxy();
-    let host = proxy.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    http(
+        proxy.trim_start_matches("http://"),
+        method,
+        path,
+        body,
+        None,
     )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, body.to_string())
 }
 
 fn set_faults(bucket: &str, rules: serde_json::Value) {

@@ -1,8 +1,6 @@
 //! Against a real S3-compatible server on loopback (moto, started by
 //! scripts/test.sh, which sets LANCEFLOW_TEST_S3_ENDPOINT).
 
-use std::io::{Read, Write};
-
 use crate::common::*;
 
 fn endpoint() -> String {
@@ -17,18 +15,8 @@ fn endpoint() -> String {
 /// Create a bucket with a plain PUT (moto does not check signatures).
 fn create_bucket(endpoint: &str, bucket: &str) {
     let host = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "create bucket: {response}"
-    );
+    let (status, body) = http(host, "PUT", &format!("/{bucket}"), "", None);
+    assert_eq!(status, 200, "create bucket: {body}");
 }
 
 fn env(endpoint: &str) -> Vec<(&'static str, String)> {

@@ -448,27 +448,6 @@ async fn access_control_overload_and_refresh() {
     assert_eq!(old["hits"].as_array().unwrap().len(), 0, "{old}");
 }
 
-/// One HTTP/1.1 exchange on a fresh connection.
-fn http(addr: &str, method: &str, path: &str, body: &str, key: Option<&str>) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
-}
-
 #[test]
 fn binary_serves_over_loopback_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
