@@ -364,6 +364,17 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
         None => None,
     };
 
+    // The fault proxy and its rule, checked before any work.
+    let faults = match (&args.fault_proxy, &args.fault_rule, &args.dataset) {
+        (Some(proxy), Some(rule), Some(dataset)) => {
+            let rule: serde_json::Value = serde_json::from_str(rule).map_err(|e| {
+                lanceflow::Error::InvalidInput(format!("--fault-rule is not JSON: {e}"))
+            })?;
+            Some((FaultProxy::new(proxy, dataset)?, rule))
+        }
+        _ => None,
+    };
+
     // In-process service (and baseline) when a dataset is given.
     let mut local = None;
     if let Some(uri) = &args.dataset {
@@ -461,22 +472,10 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
             round_p50s: Vec::new(),
         });
     }
-    // The measured load: each mode's requests in `rounds` slices, the modes
-    // taking turns (in alternating order), so that a drift of the machine's
-    // speed — tens of percent within a minute on a shared machine — falls on
-    // every mode alike instead of on whichever ran last.
     // Storage faults and the adversary cover the measured load only.
-    let faults = match (&args.fault_proxy, &args.fault_rule, &args.dataset) {
-        (Some(proxy), Some(rule), Some(dataset)) => {
-            let rule: serde_json::Value = serde_json::from_str(rule).map_err(|e| {
-                lanceflow::Error::InvalidInput(format!("--fault-rule is not JSON: {e}"))
-            })?;
-            let proxy = FaultProxy::new(proxy, dataset)?;
-            proxy.install(&rule).await?;
-            Some(proxy)
-        }
-        _ => None,
-    };
+    if let Some((proxy, rule)) = &faults {
+        proxy.install(rule).await?;
+    }
     let stop_adversary = Arc::new(AtomicBool::new(false));
     let adversary = args.adversary.then(|| {
         tokio::spawn(adversary::adversary(
@@ -486,6 +485,10 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
             stop_adversary.clone(),
         ))
     });
+    // The measured load: each mode's requests in `rounds` slices, the modes
+    // taking turns (in alternating order), so that a drift of the machine's
+    // speed — tens of percent within a minute on a shared machine — falls on
+    // every mode alike instead of on whichever ran last.
     let rounds = args.rounds.clamp(1, args.requests);
     for round in 0..rounds {
         // Round r ends after requests · (r + 1) / rounds requests (in u128: no
@@ -529,7 +532,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
         None => None,
     };
     let s3_faults_injected = match &faults {
-        Some(proxy) => Some(proxy.clear().await?),
+        Some((proxy, _)) => Some(proxy.clear().await?),
         None => None,
     };
     // The service still answers after all of it.
