@@ -149,7 +149,10 @@ impl TextSource {
 
     fn pieces(&self) -> Result<Vec<Piece>> {
         match (&self.template, &self.column) {
-            (Some(t), _) => parse_template(t),
+            (Some(_), Some(_)) => {
+                bail_invalid!("name the text to embed once: --column NAME or --template, not both")
+            }
+            (Some(t), None) => parse_template(t),
             (None, Some(c)) => Ok(vec![Piece::Column(c.clone())]),
             (None, None) => bail_invalid!("name the text to embed: --column NAME or --template"),
         }

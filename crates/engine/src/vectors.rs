@@ -62,6 +62,29 @@ impl Matrix {
             .map_err(|e| Error::Internal(format!("vectors to arrow: {e}")))
     }
 
+    /// The rows of an Arrow `FixedSizeList<float32>` array; `what` names it
+    /// in errors (e.g. "IVF centroids").
+    pub fn from_fixed_size_list(fsl: &arrow_array::FixedSizeListArray, what: &str) -> Result<Self> {
+        use arrow_array::Array;
+        let dim = usize::try_from(fsl.value_length())
+            .map_err(|_| Error::InvalidInput(format!("{what}: negative dimension")))?;
+        ensure_invalid!(fsl.null_count() == 0, "{what} hold a null row");
+        let values = fsl
+            .values()
+            .as_any()
+            .downcast_ref::<arrow_array::Float32Array>()
+            .ok_or_else(|| {
+                Error::NotSupported(format!(
+                    "{what} are lists of {}; only float32 is supported",
+                    fsl.value_type()
+                ))
+            })?;
+        ensure_invalid!(values.null_count() == 0, "{what} hold a null value");
+        let values = values.values();
+        let used = fsl.len().saturating_mul(dim).min(values.len());
+        Self::new(dim, values[..used].to_vec())
+    }
+
     /// A matrix from rows of equal length.
     pub fn from_rows(rows: &[Vec<f32>]) -> Result<Self> {
         let Some(first) = rows.first() else {

@@ -9,6 +9,8 @@ Which lance-ray test each one covers (written from their intent):
 - tests/test_distributed_indexing.py: scalar (BTREE, FTS→INVERTED) and vector
   (IVF_FLAT with segments) builds returning a ``LanceDataset``,
   ``optimize_indices``, ``vector_search`` → ``test_indexes_and_search``;
+  ``num_indices_to_merge`` 0 / N / default counted in segments as lance counts
+  them, ``ivf_centroids`` as an Arrow array → ``test_num_indices_to_merge_as_lance_counts_it``;
   BLOOMFILTER/RTREE/IVF_RQ and namespaces wait on the next issue.
 - tests/test_distributed_compaction.py: compaction metrics, ``None`` when
   nothing to do → ``test_compaction``; ``compact_database`` waits.
@@ -86,6 +88,45 @@ def test_indexes_and_search(cluster, tmp_path):
     ds = lr.optimize_indices(uri)
     assert isinstance(ds, lance.LanceDataset) and ds.count_rows() == 450
     assert ds.stats.index_stats("id_idx")["num_unindexed_rows"] == 0
+
+
+def segments(uri, name="vector_idx"):
+    """Our count of an index's segments, and pylance's."""
+    ours = {i["name"]: i["segments"] for i in lanceflow.info(uri)["indices"]}[name]
+    theirs = lance.dataset(uri).stats.index_stats(name)["num_indices"]
+    assert ours == theirs, (ours, theirs)
+    return ours
+
+
+def test_num_indices_to_merge_as_lance_counts_it(cluster, tmp_path):
+    """lance's `num_indices_to_merge`: 0 adds the new rows as a segment of
+    their own, N merges the N newest segments with them, and the default 1
+    folds them into the newest. Centroids given as an Arrow array are used
+    as they are (no file on the way)."""
+    table, data = vectors_table(rows=300)
+    uri = str(tmp_path / "merge.lance")
+    lance.write_dataset(table, uri, max_rows_per_file=50)
+    centroids = pa.FixedSizeListArray.from_arrays(pa.array(data[:4].ravel()), 8)
+    lr.create_index(uri, "vector", "IVF_FLAT", num_workers=2, num_segments=3, ivf_centroids=centroids)
+    assert segments(uri) == 3
+
+    def append(seed, start):
+        extra, _ = vectors_table(rows=20, seed=seed)
+        extra = extra.set_column(0, "id", pa.array(range(start, start + 20), pa.int64()))
+        lance.write_dataset(extra, uri, mode="append")
+
+    append(5, 300)
+    lr.optimize_indices(uri, num_indices_to_merge=0)
+    assert segments(uri) == 4
+    append(6, 320)
+    lr.optimize_indices(uri, num_indices_to_merge=2)
+    assert segments(uri) == 3  # the two newest and the new rows became one
+    append(7, 340)
+    ds = lr.optimize_indices(uri)
+    assert segments(uri) == 3 and ds.stats.index_stats("vector_idx")["num_unindexed_rows"] == 0
+    q = data[123]
+    hits = lr.vector_search(uri, nearest={"column": "vector", "q": q, "k": 1, "nprobes": 4}, num_workers=2)
+    assert hits.column("id").to_pylist() == [123]
 
 
 def test_compaction(cluster, tmp_path):

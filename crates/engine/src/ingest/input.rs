@@ -238,7 +238,6 @@ pub fn open_reader(
     options: &ReadOptions,
     range: Option<LineRange>,
 ) -> Result<Box<dyn RecordBatchReader + Send>> {
-    let path_buf = path.to_path_buf();
     if range.is_some() && format != InputFormat::Jsonl {
         return Err(Error::Internal(format!(
             "line ranges apply to JSONL only, not {}",
@@ -261,13 +260,31 @@ pub fn open_reader(
         }
         InputFormat::Arrow => open_arrow(path, None)?,
     };
-    Ok(Box::new(Conform {
+    Ok(conform(
+        source,
+        options.target.clone(),
+        path,
+        options.strict,
+    ))
+}
+
+/// `source`'s batches as batches of `target`: columns cast to the target's
+/// types, nullable columns it lacks filled with nulls, and (`strict`)
+/// columns the target does not have refused; `label` names the source in
+/// errors.
+pub fn conform(
+    source: Box<dyn RecordBatchReader + Send>,
+    target: SchemaRef,
+    label: &Path,
+    strict: bool,
+) -> Box<dyn RecordBatchReader + Send> {
+    Box::new(Conform {
         inner: source,
-        target: options.target.clone(),
-        path: path_buf,
-        strict: options.strict,
+        target,
+        path: label.to_path_buf(),
+        strict,
         failed: false,
-    }))
+    })
 }
 
 fn open_arrow(

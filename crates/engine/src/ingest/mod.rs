@@ -16,6 +16,7 @@ use arrow_schema::{Schema as ArrowSchema, SchemaRef};
 use lance::dataset::fragment::write::FragmentCreateBuilder;
 use lance::dataset::transaction::Operation;
 use lance::dataset::write::CommitBuilder;
+use lance::dataset::Dataset;
 use lance::dataset::{WriteMode as LanceWriteMode, WriteParams};
 use lance::datatypes::Schema as LanceSchema;
 use lance_file::version::LanceFileVersion;
@@ -276,23 +277,7 @@ pub async fn plan(
     );
     let files = resolve_inputs(&request.inputs, request.format)?;
     let existing = location.open_if_exists().await?;
-    match (request.mode, &existing) {
-        (WriteMode::Create, Some(ds)) => {
-            return Err(Error::AlreadyExists(format!(
-                "a dataset already exists at '{}' (version {}); use --mode append to add rows or \
-                 --mode overwrite to replace them",
-                location.uri(),
-                ds.version().version
-            )))
-        }
-        (WriteMode::Append, None) => {
-            return Err(Error::NotFound(format!(
-                "no dataset at '{}' to append to; create it first with --mode create",
-                location.uri()
-            )))
-        }
-        _ => {}
-    }
+    check_mode(location, request.mode, existing.as_ref())?;
 
     // Each input's own schema, projected to --columns.
     let mut input_schemas = Vec::with_capacity(files.len());
@@ -367,6 +352,24 @@ pub async fn plan(
         tasks,
         idempotency_key: request.idempotency_key.clone(),
     })
+}
+
+/// `mode` against what is at `location`: create needs nothing there, append
+/// needs a dataset.
+fn check_mode(location: &Location, mode: WriteMode, existing: Option<&Dataset>) -> Result<()> {
+    match (mode, existing) {
+        (WriteMode::Create, Some(ds)) => Err(Error::AlreadyExists(format!(
+            "a dataset already exists at '{}' (version {}); use --mode append to add rows or \
+             --mode overwrite to replace them",
+            location.uri(),
+            ds.version().version
+        ))),
+        (WriteMode::Append, None) => Err(Error::NotFound(format!(
+            "no dataset at '{}' to append to; create it first with --mode create",
+            location.uri()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Split a large JSONL file into line ranges of whole fragments, so one big
@@ -464,21 +467,54 @@ pub async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
         batch_rows: BATCH_ROWS.min(task.max_rows_per_file.max(1)),
     };
     let reader = input::open_reader(&task.input, task.format, &options, task.range)?;
+    let target = FragmentTarget {
+        schema: &lance_schema,
+        max_rows_per_file: task.max_rows_per_file,
+        append: task.append_to_version.is_some(),
+        storage_version: task.storage_version,
+    };
+    let (fragments, rows) = write_fragments(location, &target, reader, &task.input).await?;
+    Ok(IngestTaskOutput {
+        input: task.input,
+        fragments,
+        rows,
+        input_bytes,
+    })
+}
+
+/// Where [`write_fragments`] writes: the dataset's schema, fragment size,
+/// and for an append the existing dataset's file format.
+struct FragmentTarget<'a> {
+    schema: &'a LanceSchema,
+    max_rows_per_file: usize,
+    append: bool,
+    storage_version: Option<LanceFileVersion>,
+}
+
+/// Stream `reader` into uncommitted fragments (ids 0: assigned at commit,
+/// so tasks cannot collide); the fragments and their rows. `source` names
+/// the input in errors.
+async fn write_fragments(
+    location: &Location,
+    target: &FragmentTarget<'_>,
+    reader: Box<dyn arrow_array::RecordBatchReader + Send>,
+    source: &Path,
+) -> Result<(Vec<Fragment>, u64)> {
     let (reader, first_error) = input::remember_errors(reader);
     let params = WriteParams {
-        max_rows_per_file: task.max_rows_per_file,
-        mode: if task.append_to_version.is_some() {
+        max_rows_per_file: target.max_rows_per_file,
+        mode: if target.append {
             LanceWriteMode::Append
         } else {
             LanceWriteMode::Create
         },
         store_params: Some(location.store_params()),
         session: Some(location.session()),
-        data_storage_version: task.storage_version,
+        data_storage_version: target.storage_version,
         ..Default::default()
     };
     let written = FragmentCreateBuilder::new(location.uri())
-        .schema(&lance_schema)
+        .schema(target.schema)
         .write_params(&params)
         .write_fragments(reader)
         .await;
@@ -490,25 +526,19 @@ pub async fn execute(task: IngestTask) -> Result<IngestTaskOutput> {
             if let Some(message) = first_error.take() {
                 return Err(Error::InvalidInput(message));
             }
-            return Err(location.lance_error(
-                &format!("write fragments from '{}'", task.input.display()),
-                e,
-            ));
+            return Err(
+                location.lance_error(&format!("write fragments from '{}'", source.display()), e)
+            );
         }
     };
     for fragment in &mut fragments {
-        fragment.id = 0; // assigned at commit, so tasks cannot collide
+        fragment.id = 0;
     }
     let rows = fragments
         .iter()
         .map(|f| f.physical_rows.unwrap_or(0) as u64)
         .sum();
-    Ok(IngestTaskOutput {
-        input: task.input,
-        fragments,
-        rows,
-        input_bytes,
-    })
+    Ok((fragments, rows))
 }
 
 /// Commit every task's fragments as one new version.
@@ -518,7 +548,7 @@ pub async fn commit(plan: &IngestPlan, outputs: Vec<IngestTaskOutput>) -> Result
     let fragments: Vec<Fragment> = outputs.into_iter().flat_map(|o| o.fragments).collect();
     ensure_invalid!(
         !fragments.is_empty() && rows > 0,
-        "the input files hold no rows; nothing was written"
+        "the input holds no rows; nothing was written"
     );
     let operation = match plan.mode {
         WriteMode::Append => Operation::Append { fragments },
@@ -560,38 +590,15 @@ pub async fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let started = Instant::now();
-    if let Some(key) = &request.idempotency_key {
-        commit::check_idempotency_key(key)?;
-        if let Some(done) = commit::committed_with_key(location, key).await? {
-            let version = done.version().version;
-            note(
-                progress,
-                IngestOp::NAME,
-                format!(
-                    "idempotency key '{key}' was committed in version {version}: nothing to do"
-                ),
-            );
-            let latest = location.open(None).await?;
-            let total_rows = latest
-                .count_rows(None)
-                .await
-                .map_err(|e| location.lance_error("count rows", e))?
-                as u64;
-            return Ok(IngestReport {
-                uri: location.uri().to_string(),
-                version,
-                read_version: latest.version().version,
-                rows_written: 0,
-                total_rows,
-                fragments_written: 0,
-                inputs: 0,
-                tasks: 0,
-                input_bytes: 0,
-                seconds: started.elapsed().as_secs_f64(),
-                rows_per_second: 0.0,
-                already_applied: true,
-            });
-        }
+    if let Some(done) = already_applied(
+        location,
+        request.idempotency_key.as_deref(),
+        started,
+        progress,
+    )
+    .await?
+    {
+        return Ok(done);
     }
     let plan = plan(location, request, executor.parallelism()).await?;
     note(
@@ -624,6 +631,149 @@ pub async fn ingest(
         },
         tasks: plan.tasks.len(),
         input_bytes,
+        seconds,
+        rows_per_second: rows_written as f64 / seconds.max(1e-9),
+        already_applied: false,
+    })
+}
+
+/// The report of a job whose idempotency key was already committed (after
+/// checking the key), or `None` when there is work to do.
+async fn already_applied(
+    location: &Location,
+    key: Option<&str>,
+    started: Instant,
+    progress: &dyn Progress,
+) -> Result<Option<IngestReport>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    commit::check_idempotency_key(key)?;
+    let Some(done) = commit::committed_with_key(location, key).await? else {
+        return Ok(None);
+    };
+    let version = done.version().version;
+    note(
+        progress,
+        IngestOp::NAME,
+        format!("idempotency key '{key}' was committed in version {version}: nothing to do"),
+    );
+    let latest = location.open(None).await?;
+    let total_rows = latest
+        .count_rows(None)
+        .await
+        .map_err(|e| location.lance_error("count rows", e))? as u64;
+    Ok(Some(IngestReport {
+        uri: location.uri().to_string(),
+        version,
+        read_version: latest.version().version,
+        rows_written: 0,
+        total_rows,
+        fragments_written: 0,
+        inputs: 0,
+        tasks: 0,
+        input_bytes: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        rows_per_second: 0.0,
+        already_applied: true,
+    }))
+}
+
+/// How [`write_stream`] writes: the mode, fragment size and job key of an
+/// ingest, for data that is already Arrow in memory.
+#[derive(Debug, Clone)]
+pub struct StreamWrite {
+    /// create, append or overwrite.
+    pub mode: WriteMode,
+    /// Most rows in one fragment.
+    pub max_rows_per_file: usize,
+    /// As [`IngestRequest::idempotency_key`].
+    pub idempotency_key: Option<String>,
+}
+
+/// Write an Arrow stream (the Python package's tables and record batch
+/// readers, handed over through the Arrow C data interface) as one new
+/// version: fragments written here as it streams, then one commit with the
+/// same modes, schema checks and idempotency key as [`ingest`]. No tasks:
+/// the data is in this process already (a Ray Dataset goes through files
+/// and `ingest`, whose tasks run on the workers).
+pub async fn write_stream(
+    location: &Location,
+    source: Box<dyn arrow_array::RecordBatchReader + Send>,
+    request: &StreamWrite,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    ensure_invalid!(
+        request.max_rows_per_file > 0,
+        "--max-rows-per-file must be at least 1 (it is the largest number of rows in one fragment)"
+    );
+    if let Some(done) = already_applied(
+        location,
+        request.idempotency_key.as_deref(),
+        started,
+        progress,
+    )
+    .await?
+    {
+        return Ok(done);
+    }
+    let existing = location.open_if_exists().await?;
+    check_mode(location, request.mode, existing.as_ref())?;
+    let label = Path::new("the given data");
+    let given = ArrowSchema::new(source.schema().fields().clone());
+    let (schema, read_version, storage_version) = match (request.mode, &existing) {
+        (WriteMode::Append, Some(ds)) => {
+            let target = ArrowSchema::from(ds.schema());
+            check_fits(label, &given, &target)?;
+            let storage = ds.manifest().data_storage_format.lance_file_format();
+            (target, ds.version().version, Some(storage.to_selector()))
+        }
+        _ => {
+            ensure_invalid!(!given.fields().is_empty(), "the data has no columns");
+            let version = existing.as_ref().map_or(0, |d| d.version().version);
+            (given, version, None)
+        }
+    };
+    let lance_schema = LanceSchema::try_from(&schema).map_err(|e| {
+        Error::InvalidInput(format!("these columns cannot be stored in Lance: {e}"))
+    })?;
+    let schema = Arc::new(schema);
+    let reader = input::conform(source, schema.clone(), label, true);
+    let target = FragmentTarget {
+        schema: &lance_schema,
+        max_rows_per_file: request.max_rows_per_file,
+        append: storage_version.is_some(),
+        storage_version,
+    };
+    let (fragments, rows_written) = write_fragments(location, &target, reader, label).await?;
+    let fragments_written = fragments.len();
+    let plan = IngestPlan {
+        location: location.clone(),
+        mode: request.mode,
+        read_version,
+        schema,
+        tasks: Vec::new(),
+        idempotency_key: request.idempotency_key.clone(),
+    };
+    let output = IngestTaskOutput {
+        input: label.to_path_buf(),
+        fragments,
+        rows: rows_written,
+        input_bytes: 0,
+    };
+    let (version, total_rows) = commit(&plan, vec![output]).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(IngestReport {
+        uri: location.uri().to_string(),
+        version,
+        read_version,
+        rows_written,
+        total_rows,
+        fragments_written,
+        inputs: 1,
+        tasks: 0,
+        input_bytes: 0,
         seconds,
         rows_per_second: rows_written as f64 / seconds.max(1e-9),
         already_applied: false,

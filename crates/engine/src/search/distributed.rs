@@ -358,6 +358,7 @@ pub(crate) async fn distributed_in(
         metric: prepared.metric,
         tasks: tasks.len(),
         seconds: started.elapsed().as_secs_f64(),
+        columns: Some(projection_schema(dataset, &prepared.projection)),
     })
 }
 

@@ -215,6 +215,11 @@ pub struct HybridResults {
     pub text_seconds: f64,
     /// Wall-clock seconds, both legs and fusion.
     pub seconds: f64,
+    /// The Arrow types of the requested columns, from the dataset searched
+    /// (in-process only: [`crate::search::table`] builds a typed batch
+    /// with them).
+    #[serde(skip)]
+    pub columns: Option<arrow_schema::SchemaRef>,
 }
 
 /// Hybrid search of one pinned version (the latest, or `at`).
@@ -316,6 +321,7 @@ pub async fn search_hybrid_in(
         vector_seconds,
         text_seconds,
         seconds: started.elapsed().as_secs_f64(),
+        columns: Some(projection_schema(&dataset, &projection)),
     })
 }
 

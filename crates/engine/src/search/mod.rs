@@ -10,13 +10,16 @@
 //!   applies, lance's query plan otherwise);
 //! - [`distributed`]: the same search as plan → segment / flat tasks → merge;
 //! - [`text`]: full-text search; [`hybrid`]: both legs fused (RRF / linear);
-//! - [`retrieval`]: the long-lived service state of `serve`.
+//! - [`retrieval`]: the long-lived service state of `serve`;
+//! - [`table`]: results as one typed Arrow record batch (the Python package's
+//!   tables).
 
 pub(crate) mod direct;
 pub mod distributed;
 pub mod hybrid;
 pub mod query;
 pub mod retrieval;
+pub mod table;
 pub mod text;
 pub mod vector;
 

@@ -1,7 +1,10 @@
 //! What a vector search asks and answers: requests, hits, results, and the
 //! column checks and row conversions every search path shares.
 
+use std::sync::Arc;
+
 use arrow_array::{Array, Float32Array, RecordBatch, UInt64Array};
+use arrow_schema::{Field, Schema, SchemaRef};
 
 use lance::dataset::Dataset;
 
@@ -125,6 +128,11 @@ pub struct SearchResults {
     pub tasks: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The Arrow types of the requested columns, from the dataset searched
+    /// (in-process only: [`crate::search::table`] builds a typed batch
+    /// with them).
+    #[serde(skip)]
+    pub columns: Option<arrow_schema::SchemaRef>,
 }
 
 /// Every name in `columns` is a column of `dataset`; else an error listing
@@ -143,6 +151,18 @@ pub(crate) fn check_columns(dataset: &Dataset, columns: &[String]) -> Result<()>
         )));
     }
     Ok(())
+}
+
+/// The Arrow schema of `projection`'s columns of `dataset`, in that order
+/// (names that are not top-level columns are left out, as the hits leave
+/// them out).
+pub(crate) fn projection_schema(dataset: &Dataset, projection: &[String]) -> SchemaRef {
+    let full = Schema::from(dataset.schema());
+    let fields: Vec<Field> = projection
+        .iter()
+        .filter_map(|name| full.field_with_name(name).ok().cloned())
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Batch rows → hits (row id and distance from lance's columns).

@@ -87,6 +87,11 @@ pub struct TextResults {
     pub version: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The Arrow types of the requested columns, from the dataset searched
+    /// (in-process only: [`crate::search::table`] builds a typed batch
+    /// with them).
+    #[serde(skip)]
+    pub columns: Option<arrow_schema::SchemaRef>,
 }
 
 /// Columns with a full-text (INVERTED) index.
@@ -386,6 +391,7 @@ pub(crate) async fn search_text_in_with(
                 searched,
                 version: dataset.version().version,
                 seconds: started.elapsed().as_secs_f64(),
+                columns: Some(projection_schema(dataset, &projection)),
             });
         }
     }
@@ -421,6 +427,7 @@ pub(crate) async fn search_text_in_with(
         searched,
         version: dataset.version().version,
         seconds: started.elapsed().as_secs_f64(),
+        columns: Some(projection_schema(dataset, &projection)),
     })
 }
 

@@ -271,6 +271,7 @@ pub(crate) async fn search_in_with(
         metric: prepared.metric,
         tasks: 0,
         seconds: started.elapsed().as_secs_f64(),
+        columns: Some(projection_schema(&prepared.dataset, &prepared.projection)),
     })
 }
 

@@ -187,8 +187,8 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
 
     // Pre-trained artifacts: no training, a second index answering identically.
     let mut again = VectorIndexRequest::new("vector", VectorIndexType::IvfPq, Metric::Cosine);
-    again.centroids = Some(artifacts.join("centroids.npy"));
-    again.codebook = Some(artifacts.join("codebook.npy"));
+    again.centroids = Some(artifacts.join("centroids.npy").into());
+    again.codebook = Some(artifacts.join("codebook.npy").into());
     again.sub_vectors = Some(8);
     again.rows_per_segment = Some(1000);
     again.name = Some("pq_again".into());
@@ -321,7 +321,7 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
     expect(err, "invalid_input", "larger than the row count 600");
     let mut r = build("vector", VectorIndexType::IvfFlat);
     r.training = Training::Distributed;
-    r.centroids = Some(dir.path().join("centroids.npy"));
+    r.centroids = Some(dir.path().join("centroids.npy").into());
     let err = create_vector_index(&loc, &r, &exec, &NoProgress)
         .await
         .unwrap_err();

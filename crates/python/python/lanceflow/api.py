@@ -1,71 +1,35 @@
 """The Python API: one function per distributed operation.
 
-Each function states its operation as the command line would (the Rust CLI
-validates every argument, so both front ends accept and reject exactly the
-same input) and runs it in-process through ``_native.run_cli``, on the local
-executor or on Ray. Reports come back as dicts, search results as pyarrow
-Tables, and failures as the exception class of their engine error kind.
+Each function calls the engine's typed function in ``lanceflow._native``
+directly (the same requests, defaults and validation as the command line:
+the engine checks every argument), on the local executor or on Ray. Reports
+come back as dicts, search results as pyarrow Tables with the dataset's
+column types (through the Arrow C data interface), and failures as the
+exception class of their engine error kind. No command line is built.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pyarrow as pa
 
 from . import _native, errors
-from .executor import RayExecutor, executor_factory
+from .executor import RayExecutor
 
 Executor = Union[None, str, RayExecutor]
 
 
-class _Command:
-    """A command line under construction."""
-
-    def __init__(self, *words: str) -> None:
-        self.argv: List[str] = list(words)
-
-    def value(self, name: str, value: Any) -> "_Command":
-        if value is None:
-            return self
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        self.argv += [f"--{name}", str(value)]
-        return self
-
-    def repeated(self, name: str, values: Optional[Iterable[Any]]) -> "_Command":
-        for v in values or ():
-            self.argv += [f"--{name}", str(v)]
-        return self
-
-    def flag(self, name: str, on: Optional[bool]) -> "_Command":
-        if on:
-            self.argv.append(f"--{name}")
-        return self
-
-
-def _run(
-    command: _Command,
+def _session(
     executor: Executor = None,
     storage_options: Optional[Mapping[str, str]] = None,
     workers: Optional[int] = None,
     progress: bool = False,
 ) -> Any:
-    """Run a command in-process and decode its JSON output."""
-    argv = ["lanceflow", "--json"]
-    if not progress:
-        argv.append("--quiet")
-    for key, val in (storage_options or {}).items():
-        argv += ["--storage-option", f"{key}={val}"]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    factory = None
+    """The settings every call shares, checked once by the engine."""
     if executor is None:
         # As the CLI: LANCEFLOW_EXECUTOR=ray makes Ray the default.
         executor = os.environ.get("LANCEFLOW_EXECUTOR") or None
@@ -73,36 +37,76 @@ def _run(
             raise errors.InvalidInputError(
                 f"LANCEFLOW_EXECUTOR must be 'local' or 'ray', not {executor!r}"
             )
-    if executor is None or executor == "local":
-        pass
-    elif executor == "ray" or isinstance(executor, RayExecutor) or hasattr(executor, "run"):
-        argv += ["--executor", "ray"]
-        factory = executor_factory(None if executor == "ray" else executor)
-    else:
+    if executor == "local":
+        executor = None
+    elif executor == "ray":
+        executor = RayExecutor(num_workers=workers)
+    elif executor is not None and not (isinstance(executor, RayExecutor) or hasattr(executor, "run")):
         raise errors.InvalidInputError(
             f"executor must be 'local', 'ray' or a RayExecutor, not {executor!r}"
         )
-    _, out = _native.run_cli(argv + command.argv, factory, capture=True)
-    out = out.strip()
-    return json.loads(out) if out else None
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)):
+        raise errors.InvalidInputError(f"workers must be a whole number, not {workers!r}")
+    return _native.Session(executor, dict(storage_options or {}), workers, bool(progress))
 
 
-def _common(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+def _common(kwargs: Dict[str, Any]) -> Any:
     allowed = {"executor", "storage_options", "workers", "progress"}
     unknown = set(kwargs) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-    return kwargs
+    return _session(**kwargs)
 
 
-def _hits_table(results: Dict[str, Any]) -> pa.Table:
-    """``{"results": [{"query": i, "hits": [...]}, ...]}`` → one table with a
-    ``query`` column (the query's position) and one row per hit, best first."""
-    rows = []
-    for result in results.get("results", []):
-        for hit in result.get("hits", []):
-            rows.append({"query": result.get("query", 0), **hit})
-    return pa.Table.from_pylist(rows)
+def _vectors(query: Any) -> Tuple[pa.Array, int]:
+    """Query vectors (one vector, a list of them, a 2-D numpy array or a
+    pyarrow FixedSizeList array) as a flat float32 Arrow array and the
+    dimension; numpy float32 rows are handed over without a copy."""
+    import numpy as np
+
+    if isinstance(query, pa.ChunkedArray):
+        query = query.combine_chunks()
+    if isinstance(query, pa.FixedSizeListArray):
+        return query.flatten().cast(pa.float32()), query.type.list_size
+    try:
+        matrix = np.asarray(query, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise errors.InvalidInputError(f"query must be numbers: a vector or a list of vectors ({e})") from None
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise errors.InvalidInputError(
+            f"query must be a vector or a list of vectors of one dimension, not shape {matrix.shape}"
+        )
+    matrix = np.ascontiguousarray(matrix)
+    return pa.array(matrix.reshape(-1)), int(matrix.shape[1])
+
+
+def _artifact(value: Any, name: str) -> Any:
+    """A pre-trained artifact as the engine takes it: a path as it is, an
+    array of rows (pyarrow FixedSizeList or FixedShapeTensor, numpy 2-D) as
+    a FixedSizeList<float32> array."""
+    import numpy as np
+
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return value
+    if isinstance(value, pa.ChunkedArray):
+        value = value.combine_chunks()
+    if isinstance(value, pa.ExtensionArray):
+        value = value.storage
+    if isinstance(value, pa.FixedSizeListArray):
+        if value.type.value_type != pa.float32():
+            value = value.cast(pa.list_(pa.float32(), value.type.list_size))
+        return value
+    matrix = np.asarray(value, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise errors.InvalidInputError(f"{name} must be 2-D (rows × dimension), not shape {matrix.shape}")
+    matrix = np.ascontiguousarray(matrix)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def _table(batch: pa.RecordBatch) -> pa.Table:
+    return pa.Table.from_batches([batch])
 
 
 # -- ingest ----------------------------------------------------------------
@@ -126,10 +130,16 @@ def ingest(
     writes nothing (``already_applied`` in the report)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    cmd = _Command("ingest", *[os.fspath(i) for i in inputs]).value("to", uri)
-    cmd.value("mode", mode).value("format", format).value("max-rows-per-file", max_rows_per_file)
-    cmd.value("columns", columns).value("idempotency-key", idempotency_key)
-    return _run(cmd, **_common(common))
+    return _native.ingest(
+        _common(common),
+        [os.fspath(i) for i in inputs],
+        uri,
+        mode,
+        format,
+        max_rows_per_file,
+        list(columns) if columns is not None else None,
+        idempotency_key,
+    )
 
 
 def write_lance(
@@ -140,39 +150,55 @@ def write_lance(
     max_rows_per_file: Optional[int] = None,
     staging_dir: Optional[str] = None,
     min_rows_per_file: Optional[int] = None,
+    idempotency_key: Optional[str] = None,
     **common: Any,
 ) -> Dict[str, Any]:
-    """Write a pyarrow Table, RecordBatchReader, pandas DataFrame or Ray
-    Dataset as one new dataset version.
+    """Write a pyarrow Table or RecordBatchReader (anything with
+    ``__arrow_c_stream__``), a pandas DataFrame or a Ray Dataset as one new
+    dataset version.
 
-    The data is staged as Parquet files (a Ray Dataset writes its blocks in
-    parallel) and ingested with one task per file and one commit; the staging
-    directory (default: a temporary one, which must be visible to every node
-    when the executor is Ray) is removed afterwards. ``min_rows_per_file``
-    lets Ray gather small blocks into larger staged files."""
+    Arrow data in this process streams straight into the engine through the
+    Arrow C data interface (fragments written as it streams, one commit).
+    A Ray Dataset, whose blocks live on the cluster, is staged as Parquet
+    files (written by its blocks in parallel; ``min_rows_per_file`` lets Ray
+    gather small blocks) and ingested with one task per file and one commit;
+    the staging directory (default: a temporary one, which must be visible
+    to every node when the executor is Ray) is removed afterwards."""
+    if not (hasattr(data, "write_parquet") and hasattr(data, "map_batches")):
+        if not (isinstance(data, (pa.Table, pa.RecordBatchReader)) or hasattr(data, "__arrow_c_stream__")):
+            if isinstance(data, pa.RecordBatch):
+                data = pa.Table.from_batches([data])
+            else:
+                try:
+                    data = pa.Table.from_pandas(data, preserve_index=False)
+                except (TypeError, AttributeError, pa.ArrowInvalid) as e:
+                    raise errors.InvalidInputError(
+                        f"write_lance takes a pyarrow Table or RecordBatchReader, a pandas "
+                        f"DataFrame or a Ray Dataset, not {type(data).__name__} ({e})"
+                    ) from None
+        return _native.write_arrow(
+            _common(common), data, uri, mode, max_rows_per_file, idempotency_key
+        )
     owned = staging_dir is None
     stage = staging_dir or tempfile.mkdtemp(prefix="lanceflow-stage-")
     try:
-        if hasattr(data, "write_parquet") and hasattr(data, "map_batches"):
-            if min_rows_per_file is not None:
-                data.write_parquet(stage, min_rows_per_file=int(min_rows_per_file))
-            else:
-                data.write_parquet(stage)
+        if min_rows_per_file is not None:
+            data.write_parquet(stage, min_rows_per_file=int(min_rows_per_file))
         else:
-            import pyarrow.parquet as pq
-
-            if hasattr(data, "read_all"):
-                data = data.read_all()
-            elif not isinstance(data, pa.Table):
-                data = pa.Table.from_pandas(data, preserve_index=False)
-            pq.write_table(data, os.path.join(stage, "part-0.parquet"))
+            data.write_parquet(stage)
         files = sorted(
             os.path.join(stage, f) for f in os.listdir(stage) if f.endswith(".parquet")
         )
         if not files:
             raise errors.InvalidInputError("write_lance: the data holds no rows")
         return ingest(
-            files, uri, mode=mode, format="parquet", max_rows_per_file=max_rows_per_file, **common
+            files,
+            uri,
+            mode=mode,
+            format="parquet",
+            max_rows_per_file=max_rows_per_file,
+            idempotency_key=idempotency_key,
+            **common,
         )
     finally:
         if owned:
@@ -201,13 +227,13 @@ def read_lance(
     import ray
 
     tasks = _native.plan_read(
+        _session(storage_options=storage_options),
         uri,
         version,
         tag,
         list(columns) if columns is not None else None,
         filter,
         fragments_per_task,
-        dict(storage_options or {}),
     )
     if not tasks:
         raise errors.InvalidInputError(f"{uri} has no fragments to read")
@@ -215,10 +241,7 @@ def read_lance(
     def read(batch: pa.Table) -> pa.Table:
         from lanceflow import _native as native
 
-        tables = [
-            pa.ipc.open_stream(native.read_task(t)).read_all()
-            for t in batch.column("task").to_pylist()
-        ]
+        tables = [native.read_task(t) for t in batch.column("task").to_pylist()]
         return pa.concat_tables(tables)
 
     items = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks))
@@ -251,12 +274,10 @@ def embed(
     into a new vector column: one task per fragment group, one commit; on Ray
     the tasks run on a warm pool of actors that each load the model once.
     Resumable: re-running finishes only what is missing."""
-    cmd = _Command("embed", uri).value("column", column).value("to-column", to_column)
-    cmd.value("template", template).value("max-chars", max_chars).flag("replace", replace)
-    cmd.value("to", to).value("rows-per-task", rows_per_task).value("model", model)
-    cmd.value("backend", backend).value("onnx", onnx).value("threads", threads)
-    cmd.value("batch-size", batch_size)
-    return _run(cmd, **_common(common))
+    return _native.embed(
+        _common(common), uri, column, to_column, template, max_chars, bool(replace), to,
+        rows_per_task, model, backend, onnx, threads, batch_size,
+    )
 
 
 # -- indexes ---------------------------------------------------------------
@@ -276,8 +297,8 @@ def create_index(
     name: Optional[str] = None,
     replace: bool = True,
     rows_per_segment: Optional[int] = None,
-    centroids: Optional[str] = None,
-    codebook: Optional[str] = None,
+    centroids: Any = None,
+    codebook: Any = None,
     save_artifacts: Optional[str] = None,
     training: Optional[str] = None,
     distributed_training: bool = False,
@@ -293,19 +314,34 @@ def create_index(
     (the default) distributed up to 1024 partitions, lance above.
     ``distributed_training=True`` is ``training="distributed"``. The
     segments are merged into one before the commit (faster queries) unless
-    ``keep_segments``: kept segments are what a distributed search spreads over."""
-    cmd = _Command("index", "vector", uri).value("column", column).value("type", index_type)
-    cmd.value("metric", metric).value("partitions", num_partitions)
-    cmd.value("sub-vectors", num_sub_vectors).value("num-bits", num_bits)
-    cmd.value("sample-rate", sample_rate).value("max-iters", max_iters).value("name", name)
-    cmd.flag("replace" if replace else "no-replace", True)
-    cmd.value("rows-per-segment", rows_per_segment).value("centroids", centroids)
-    cmd.value("codebook", codebook).value("save-artifacts", save_artifacts)
+    ``keep_segments``: kept segments are what a distributed search spreads over.
+    ``centroids`` / ``codebook``: pre-trained artifacts, a ``.npy`` path or
+    an array of rows (pyarrow FixedSizeList, numpy 2-D), used as given."""
     if distributed_training:
         training = "distributed"
-    cmd.value("training", training).value("seed", seed)
-    cmd.flag("keep-segments", keep_segments)
-    return _run(cmd, **_common(common))
+    return _native.create_vector_index(
+        _common(common),
+        uri,
+        column,
+        index_type,
+        metric or "l2",
+        num_partitions,
+        num_sub_vectors,
+        8 if num_bits is None else num_bits,
+        sample_rate,
+        max_iters,
+        name,
+        bool(replace),
+        rows_per_segment,
+        _artifact(centroids, "centroids"),
+        _artifact(codebook, "codebook"),
+        save_artifacts,
+        None,
+        None,
+        training or "auto",
+        42 if seed is None else seed,
+        bool(keep_segments),
+    )
 
 
 def create_scalar_index(
@@ -330,21 +366,28 @@ def create_scalar_index(
     """Build a scalar index (BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM,
     ZONEMAP) as segments on the workers, merged into one (unless
     ``keep_segments``), one commit."""
-    cmd = _Command("index", "scalar", uri).value("column", column).value("type", index_type)
-    cmd.value("name", name).flag("replace" if replace else "no-replace", True)
-    cmd.value("rows-per-segment", rows_per_segment).flag("with-position", with_position)
-    cmd.value("base-tokenizer", base_tokenizer).value("language", language)
-    cmd.value("lower-case", lower_case).value("stem", stem)
-    cmd.value("remove-stop-words", remove_stop_words).value("ascii-folding", ascii_folding)
-    cmd.value("max-token-length", max_token_length).flag("keep-segments", keep_segments)
-    return _run(cmd, **_common(common))
+    return _native.create_scalar_index(
+        _common(common),
+        uri,
+        column,
+        index_type,
+        name,
+        bool(replace),
+        None,
+        rows_per_segment,
+        bool(keep_segments),
+        bool(with_position),
+        base_tokenizer,
+        language,
+        lower_case,
+        stem,
+        remove_stop_words,
+        ascii_folding,
+        max_token_length,
+    )
 
 
 # -- search ----------------------------------------------------------------
-
-
-def _at(cmd: _Command, version: Optional[int], tag: Optional[str]) -> _Command:
-    return cmd.value("version", version).value("tag", tag)
 
 
 def vector_search(
@@ -373,18 +416,29 @@ def vector_search(
     executor and merges a global top-k; ``False`` searches in this process.
     Returns one row per hit: ``query`` (position of the query), the requested
     columns and ``_distance``."""
-    cmd = _Command("search", "vector", uri)
-    if query is not None:
-        if hasattr(query, "tolist"):
-            query = query.tolist()
-        cmd.value("query-vector", json.dumps(query))
+    values, dim = _vectors(query) if query is not None else (None, 0)
     if isinstance(query_text, str):
         query_text = [query_text]
-    cmd.repeated("query-text", query_text).value("query-row", query_row).value("k", k)
-    cmd.value("column", column).value("nprobes", nprobes).value("refine-factor", refine_factor)
-    cmd.value("filter", filter).value("columns", columns).value("metric", metric)
-    cmd.value("index", index).flag("distributed", distributed)
-    return _hits_table(_run(_at(cmd, version, tag), **_common(common)))
+    batch = _native.vector_search(
+        _common(common),
+        uri,
+        values,
+        dim,
+        list(query_text) if query_text is not None else None,
+        query_row,
+        k,
+        column,
+        nprobes,
+        refine_factor,
+        filter,
+        list(columns) if columns is not None else None,
+        metric,
+        index,
+        bool(distributed),
+        version,
+        tag,
+    )
+    return _table(batch)
 
 
 def search_text(
@@ -401,10 +455,19 @@ def search_text(
     **common: Any,
 ) -> pa.Table:
     """Full-text (BM25) search over the INVERTED-indexed columns."""
-    cmd = _Command("search", "text", uri).value("query", query).value("k", k)
-    cmd.value("search-columns", search_columns).flag("phrase", phrase)
-    cmd.value("filter", filter).value("columns", columns)
-    return _hits_table(_run(_at(cmd, version, tag), **_common(common)))
+    batch = _native.search_text(
+        _common(common),
+        uri,
+        query,
+        k,
+        list(search_columns) if search_columns is not None else None,
+        bool(phrase),
+        filter,
+        list(columns) if columns is not None else None,
+        version,
+        tag,
+    )
+    return _table(batch)
 
 
 def hybrid_search(
@@ -429,17 +492,29 @@ def hybrid_search(
     **common: Any,
 ) -> pa.Table:
     """Vector and full-text search fused with Reciprocal Rank Fusion."""
-    cmd = _Command("search", "hybrid", uri).value("query-text", query_text)
-    if query_vector is not None:
-        if hasattr(query_vector, "tolist"):
-            query_vector = query_vector.tolist()
-        cmd.value("query-vector", json.dumps(query_vector))
-    cmd.value("k", k).value("vector-k", vector_k).value("text-k", text_k)
-    cmd.value("fusion", fusion).value("rrf-k", rrf_k).repeated("weights", weights)
-    cmd.value("column", column).value("search-columns", search_columns)
-    cmd.value("nprobes", nprobes).value("refine-factor", refine_factor)
-    cmd.value("filter", filter).value("columns", columns)
-    return _hits_table(_run(_at(cmd, version, tag), **_common(common)))
+    values, dim = _vectors(query_vector) if query_vector is not None else (None, 0)
+    batch = _native.hybrid_search(
+        _common(common),
+        uri,
+        query_text,
+        values,
+        dim,
+        k,
+        vector_k,
+        text_k,
+        fusion,
+        rrf_k,
+        list(weights) if weights is not None else None,
+        column,
+        list(search_columns) if search_columns is not None else None,
+        nprobes,
+        refine_factor,
+        filter,
+        list(columns) if columns is not None else None,
+        version,
+        tag,
+    )
+    return _table(batch)
 
 
 # -- maintenance -----------------------------------------------------------
@@ -456,12 +531,14 @@ def compact_files(
 ) -> Dict[str, Any]:
     """Merge small fragments (one task per run of fragments, one commit;
     indexes are remapped, not rebuilt)."""
-    cmd = _Command("compact", uri).value("target-rows-per-fragment", target_rows_per_fragment)
-    cmd.value("max-rows-per-group", max_rows_per_group)
-    if materialize_deletions is not None:
-        cmd.flag("materialize-deletions" if materialize_deletions else "no-materialize-deletions", True)
-    cmd.value("deletion-threshold", deletion_threshold)
-    return _run(cmd, **_common(common))
+    return _native.compact(
+        _common(common),
+        uri,
+        target_rows_per_fragment,
+        max_rows_per_group,
+        materialize_deletions,
+        deletion_threshold,
+    )
 
 
 def optimize_indices(
@@ -477,24 +554,28 @@ def optimize_indices(
     """Index rows appended since the last build with the existing model and
     merge each index's segments into one (``merge=N``: only the N newest;
     ``keep_segments=True``: the new rows get a segment of their own)."""
-    cmd = _Command("optimize", uri).repeated("index", indexes).value("merge", merge)
-    cmd.flag("keep-segments", keep_segments)
-    cmd.flag("retrain", retrain).value("rows-per-segment", rows_per_segment)
-    return _run(cmd, **_common(common))
+    return _native.optimize(
+        _common(common),
+        uri,
+        list(indexes) if indexes is not None else None,
+        merge,
+        bool(keep_segments),
+        bool(retrain),
+        rows_per_segment,
+    )
 
 
 def versions(uri: str, **common: Any) -> List[Dict[str, Any]]:
     """Every version: number, time, operation, rows, fragments, tags."""
-    return _run(_Command("versions", uri), **_common(common))
+    return _native.versions(_common(common), uri)
 
 
 def info(uri: str, *, version: Optional[int] = None, tag: Optional[str] = None, **common: Any) -> Dict[str, Any]:
     """Rows, fragments, schema, indexes, version and size."""
-    return _run(_at(_Command("info", uri), version, tag), **_common(common))
+    return _native.info(_common(common), uri, version, tag)
 
 
 def cleanup(uri: str, older_than: str = "7d", *, dry_run: bool = False, **common: Any) -> Dict[str, Any]:
     """Remove versions older than ``older_than`` (tagged versions stay) and
     the files only they use."""
-    cmd = _Command("cleanup", uri).value("older-than", older_than).flag("dry-run", dry_run)
-    return _run(cmd, **_common(common))
+    return _native.cleanup(_common(common), uri, older_than, bool(dry_run))

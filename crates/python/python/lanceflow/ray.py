@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -167,26 +165,6 @@ def _dataset(uri: str, storage_options: Optional[Dict[str, str]]) -> Any:
     return lance.dataset(uri, storage_options=storage_options or None)
 
 
-def _npy(array: Any, directory: str, name: str) -> str:
-    """An Arrow (FixedSizeList / FixedShapeTensor) or numpy 2-D array as a
-    .npy file of float32 rows, the engine's artifact format."""
-    import numpy as np
-
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    if isinstance(array, pa.ExtensionArray):
-        array = array.storage
-    if isinstance(array, pa.FixedSizeListArray):
-        matrix = array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), array.type.list_size)
-    else:
-        matrix = np.asarray(array)
-    if matrix.ndim != 2:
-        raise errors.InvalidInputError(f"{name} must be 2-D (rows × dimension), not {matrix.shape}")
-    path = os.path.join(directory, f"{name}.npy")
-    np.save(path, matrix.astype(np.float32, copy=False))
-    return path
-
-
 # -- indexes -------------------------------------------------------------------
 
 _VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
@@ -256,30 +234,28 @@ def create_index(
     extra = _no_unknown("create_index", kwargs, {"num_bits": "num_bits", "max_iters": "max_iters"})
     if isinstance(sample_rate, bool) or int(sample_rate) <= 0:
         raise errors.InvalidInputError(f"sample_rate must be positive, not {sample_rate!r}")
-    staged = tempfile.mkdtemp(prefix="lanceflow-artifacts-")
-    try:
-        if ivf_centroids is not None:
-            extra["centroids"] = _npy(ivf_centroids, staged, "ivf_centroids")
-        if pq_codebook is not None:
-            extra["codebook"] = _npy(pq_codebook, staged, "pq_codebook")
-        extra.update(_segments(uri, storage_options, num_segments))
-        with _Executor(num_workers, ray_remote_args) as executor:
-            api.create_index(
-                uri,
-                column,
-                kind,
-                metric=str(metric).lower(),
-                num_partitions=num_partitions,
-                num_sub_vectors=num_sub_vectors,
-                sample_rate=int(sample_rate),
-                name=name,
-                replace=replace,
-                executor=executor,
-                storage_options=storage_options,
-                **extra,
-            )
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+    # Arrow or numpy arrays go to the engine as they are (Arrow C data
+    # interface); a path to a .npy file works too.
+    if ivf_centroids is not None:
+        extra["centroids"] = ivf_centroids
+    if pq_codebook is not None:
+        extra["codebook"] = pq_codebook
+    extra.update(_segments(uri, storage_options, num_segments))
+    with _Executor(num_workers, ray_remote_args) as executor:
+        api.create_index(
+            uri,
+            column,
+            kind,
+            metric=str(metric).lower(),
+            num_partitions=num_partitions,
+            num_sub_vectors=num_sub_vectors,
+            sample_rate=int(sample_rate),
+            name=name,
+            replace=replace,
+            executor=executor,
+            storage_options=storage_options,
+            **extra,
+        )
     return _dataset(uri, storage_options)
 
 

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use arrow_array::{FixedSizeListArray, Float32Array};
 use lance::index::vector::ivf::build_ivf_model;
 use lance::index::vector::pq::build_pq_model;
 use lance_index::vector::ivf::IvfBuildParams;
@@ -17,30 +16,13 @@ use crate::index::metric::Metric;
 use crate::progress::{note, Progress};
 use crate::spine::Executor;
 use crate::storage::Location;
-use crate::vectors::{read_npy, write_npy, Matrix};
+use crate::vectors::{write_npy, Matrix};
 
 use super::params::{
-    default_partitions, Checked, SegmentParams, Training, VectorIndexRequest, VectorIndexType,
-    VECTOR_SEGMENT_OP,
+    default_partitions, Artifact, Checked, SegmentParams, Training, VectorIndexRequest,
+    VectorIndexType, VECTOR_SEGMENT_OP,
 };
 use super::train::{train_distributed, TrainSpec};
-
-/// A trained model's matrix (float32 only).
-fn matrix_from_fsl(fsl: &FixedSizeListArray, what: &str) -> Result<Matrix> {
-    let dim = usize::try_from(fsl.value_length())
-        .map_err(|_| Error::Internal(format!("{what}: negative dimension")))?;
-    let values = fsl.values();
-    let values = values
-        .as_any()
-        .downcast_ref::<Float32Array>()
-        .ok_or_else(|| {
-            Error::NotSupported(format!(
-                "{what} came back as {}, only float32 artifacts are supported",
-                values.data_type()
-            ))
-        })?;
-    Matrix::new(dim, values.values().to_vec())
-}
 
 /// Artifacts metadata written next to the `.npy` files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,34 +146,38 @@ pub(crate) async fn train_or_load(
 
 /// `--centroids`: a `.npy` file of the column's dimension (and of
 /// `--partitions` rows, when given).
-fn load_centroids(path: &Path, request: &VectorIndexRequest, checked: &Checked) -> Result<Matrix> {
+fn load_centroids(
+    artifact: &Artifact,
+    request: &VectorIndexRequest,
+    checked: &Checked,
+) -> Result<Matrix> {
     let (dim, column) = (checked.dim, &checked.column);
-    let m = read_npy(path)?;
+    let m = artifact.load()?;
     ensure_invalid!(
         m.dim == dim,
-        "centroids in '{}' have dimension {}, but '{column}' has {dim}",
-        path.display(),
+        "centroids in {} have dimension {}, but '{column}' has {dim}",
+        artifact.describe(),
         m.dim
     );
     if let Some(p) = request.partitions {
         ensure_invalid!(
             p == m.rows(),
-            "--partitions {p} disagrees with the {} centroids in '{}'",
+            "--partitions {p} disagrees with the {} centroids in {}",
             m.rows(),
-            path.display()
+            artifact.describe()
         );
     }
     Ok(m)
 }
 
 /// `--codebook`: a `.npy` file of `2^num_bits` rows of the column's dimension.
-fn load_codebook(path: &Path, checked: &Checked) -> Result<Matrix> {
+fn load_codebook(artifact: &Artifact, checked: &Checked) -> Result<Matrix> {
     let (dim, column, num_bits) = (checked.dim, &checked.column, checked.num_bits);
-    let m = read_npy(path)?;
+    let m = artifact.load()?;
     ensure_invalid!(
         m.dim == dim && m.rows() == 1 << num_bits,
-        "codebook in '{}' is {}×{}, expected {}×{dim} for {num_bits}-bit codes of '{column}'",
-        path.display(),
+        "codebook in {} is {}×{}, expected {}×{dim} for {num_bits}-bit codes of '{column}'",
+        artifact.describe(),
         m.rows(),
         m.dim,
         1 << num_bits
@@ -267,7 +253,7 @@ async fn lance_centroids(
     let Some(fsl) = model.centroids.as_ref() else {
         return Err(Error::Internal("IVF training returned no centroids".into()));
     };
-    matrix_from_fsl(fsl, "IVF centroids")
+    Matrix::from_fixed_size_list(fsl, "IVF centroids")
 }
 
 /// The PQ codebook trained by the lance crate on the driver, on residuals
@@ -300,5 +286,5 @@ async fn lance_codebook(
     )
     .await
     .map_err(|e| location.lance_error("train PQ codebook", e))?;
-    matrix_from_fsl(&pq.codebook, "PQ codebook")
+    Matrix::from_fixed_size_list(&pq.codebook, "PQ codebook")
 }

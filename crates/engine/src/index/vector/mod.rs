@@ -39,7 +39,7 @@ pub use crate::index::metric::Metric;
 pub use artifacts::{save_artifacts, ArtifactsInfo};
 use params::Checked;
 pub use params::{
-    default_partitions, default_sub_vectors, SegmentParams, Training, VectorIndexRequest,
+    default_partitions, default_sub_vectors, Artifact, SegmentParams, Training, VectorIndexRequest,
     VectorIndexType, AUTO_DISTRIBUTED_MAX_PARTITIONS, VECTOR_SEGMENT_OP,
 };
 

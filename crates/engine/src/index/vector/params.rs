@@ -74,6 +74,41 @@ impl VectorIndexType {
     }
 }
 
+/// A pre-trained artifact (IVF centroids, a PQ codebook): a `.npy` file,
+/// as `--save-artifacts` writes it, or the matrix itself (what the Python
+/// package passes from an Arrow or numpy array).
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A `.npy` file of float32 rows.
+    File(PathBuf),
+    /// The rows themselves.
+    Values(Matrix),
+}
+
+impl Artifact {
+    /// The matrix.
+    pub(crate) fn load(&self) -> Result<Matrix> {
+        match self {
+            Artifact::File(path) => crate::vectors::read_npy(path),
+            Artifact::Values(m) => Ok(m.clone()),
+        }
+    }
+
+    /// Where it came from, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Artifact::File(path) => format!("'{}'", path.display()),
+            Artifact::Values(_) => "the given array".into(),
+        }
+    }
+}
+
+impl From<PathBuf> for Artifact {
+    fn from(path: PathBuf) -> Self {
+        Artifact::File(path)
+    }
+}
+
 /// A vector index build, as the CLI or an API caller states it.
 #[derive(Debug, Clone)]
 pub struct VectorIndexRequest {
@@ -99,10 +134,11 @@ pub struct VectorIndexRequest {
     pub replace: bool,
     /// Rows per segment (default: the rows split evenly over the workers).
     pub rows_per_segment: Option<u64>,
-    /// Pre-trained IVF centroids (.npy, partitions × dim).
-    pub centroids: Option<PathBuf>,
-    /// Pre-trained PQ codebook (.npy, as `--save-artifacts` writes it).
-    pub codebook: Option<PathBuf>,
+    /// Pre-trained IVF centroids (partitions × dim).
+    pub centroids: Option<Artifact>,
+    /// Pre-trained PQ codebook (2^num_bits × dim, as `--save-artifacts`
+    /// writes it).
+    pub codebook: Option<Artifact>,
     /// Write the trained artifacts to this directory.
     pub save_artifacts: Option<PathBuf>,
     /// HNSW: neighbours per node.
