@@ -212,18 +212,23 @@ def read_lance(
     filter: Optional[str] = None,
     version: Optional[int] = None,
     tag: Optional[str] = None,
-    fragments_per_task: int = 1,
+    fragments_per_task: Optional[int] = None,
     storage_options: Optional[Mapping[str, str]] = None,
     ray_remote_args: Optional[Mapping[str, Any]] = None,
 ) -> Any:
     """A Ray Dataset over one pinned version of a dataset.
 
     The driver pins the version (latest, ``version`` or ``tag``), checks the
-    columns and the filter, and plans one read task per
-    ``fragments_per_task`` fragments; each task scans only its fragments
-    with the projection and the filter pushed down into the scan (in Rust),
-    so a later commit to the dataset does not change what the Dataset holds.
+    columns and the filter, and plans one read task per fragment (or per
+    ``fragments_per_task`` fragments); each scans only its fragments with
+    the projection and the filter pushed down into the scan (in Rust), so a
+    later commit to the dataset does not change what the Dataset holds.
+    The read tasks run as one Ray task per CPU of the cluster, each yielding
+    one block per read task as it goes: few Ray tasks (each has a fixed
+    cost of tens of milliseconds), one fragment group in memory at a time.
     """
+    import math
+
     import ray
 
     tasks = _native.plan_read(
@@ -233,20 +238,25 @@ def read_lance(
         tag,
         list(columns) if columns is not None else None,
         filter,
-        fragments_per_task,
+        1 if fragments_per_task is None else fragments_per_task,
     )
     if not tasks:
         raise errors.InvalidInputError(f"{uri} has no fragments to read")
 
-    def read(batch: pa.Table) -> pa.Table:
+    def read(batch: pa.Table) -> Any:
         from lanceflow import _native as native
 
-        tables = [native.read_task(t) for t in batch.column("task").to_pylist()]
-        return pa.concat_tables(tables)
+        for task in batch.column("task").to_pylist():
+            yield native.read_task(task)
 
-    items = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=len(tasks))
+    cpus = float(ray.cluster_resources().get("CPU", 1.0)) if ray.is_initialized() else 1.0
+    blocks = max(1, min(len(tasks), int(cpus)))
+    items = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=blocks)
     return items.map_batches(
-        read, batch_size=1, batch_format="pyarrow", **dict(ray_remote_args or {})
+        read,
+        batch_size=math.ceil(len(tasks) / blocks),
+        batch_format="pyarrow",
+        **dict(ray_remote_args or {}),
     )
 
 
