@@ -216,7 +216,7 @@ pub struct HybridResults {
     /// Wall-clock seconds, both legs and fusion.
     pub seconds: f64,
     /// The Arrow types of the requested columns, from the dataset searched
-    /// (in-process only: [`crate::search::table`] builds a typed batch
+    /// (in-process only: the `table` module builds a typed batch
     /// with them).
     #[serde(skip)]
     pub columns: Option<arrow_schema::SchemaRef>,

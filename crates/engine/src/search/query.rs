@@ -129,7 +129,7 @@ pub struct SearchResults {
     /// Wall-clock seconds.
     pub seconds: f64,
     /// The Arrow types of the requested columns, from the dataset searched
-    /// (in-process only: [`crate::search::table`] builds a typed batch
+    /// (in-process only: the `table` module builds a typed batch
     /// with them).
     #[serde(skip)]
     pub columns: Option<arrow_schema::SchemaRef>,
