@@ -639,6 +639,10 @@ pub struct VectorSearchArgs {
     /// Use this index (default: the column's vector index).
     #[arg(long)]
     pub index: Option<String>,
+    /// Search the indexed rows only: rows added since the index was built or
+    /// last optimised are left out (faster on a large unindexed tail).
+    #[arg(long)]
+    pub fast_search: bool,
     /// Plan the search as tasks by index-segment ownership and merge a global top-k.
     #[arg(long)]
     pub distributed: bool,

@@ -156,6 +156,7 @@ pub fn vector_search(args: &VectorSearchArgs, queries: Matrix) -> VectorSearchRe
     request.columns = args.scope.columns.clone();
     request.metric = args.metric;
     request.index = args.index.clone();
+    request.fast_search = args.fast_search;
     request
 }
 

@@ -79,7 +79,7 @@ async fn embed_texts(
 /// stored row): one row per hit with `query`, `_rowid`, `_distance` and the
 /// requested columns.
 #[pyfunction]
-#[pyo3(signature = (session, uri, values=None, dim=0, texts=None, row=None, k=10, column=None, nprobes=None, refine_factor=None, filter=None, columns=None, metric=None, index=None, distributed=true, version=None, tag=None, model=None, backend=None))]
+#[pyo3(signature = (session, uri, values=None, dim=0, texts=None, row=None, k=10, column=None, nprobes=None, refine_factor=None, filter=None, columns=None, metric=None, index=None, distributed=true, version=None, tag=None, model=None, backend=None, fast_search=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn vector_search<'py>(
     py: Python<'py>,
@@ -102,6 +102,7 @@ pub(crate) fn vector_search<'py>(
     tag: Option<String>,
     model: Option<PathBuf>,
     backend: Option<&str>,
+    fast_search: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let location = session.location(uri)?;
     let at = version_spec(version, tag);
@@ -136,6 +137,7 @@ pub(crate) fn vector_search<'py>(
         request.columns = columns;
         request.metric = metric;
         request.index = index;
+        request.fast_search = fast_search;
         if distributed {
             lanceflow::search::search_vectors_distributed(
                 &location,

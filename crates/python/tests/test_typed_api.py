@@ -193,3 +193,37 @@ def test_write_lance_streams_arrow_in_without_staging(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="write_lance takes"):
         lanceflow.write_lance(object(), uri, mode="append")
     assert lance.dataset(uri).version == 3
+
+
+def test_fast_search_leaves_out_unindexed_rows_as_lance_does(cluster, typed, tmp_path):
+    uri, data, _ = typed
+    copy = str(tmp_path / "f.lance")
+    src = str(tmp_path / "f.parquet")
+    pq.write_table(lance.dataset(uri).to_table(columns=["id", "vector"]), src)
+    lanceflow.ingest(src, copy)
+    lanceflow.create_index(copy, "vector", "IVF_FLAT", num_partitions=4)
+    q = data[10] + np.float32(0.01)  # the new rows equal it, row 10 is near it
+    extra = pa.table(
+        {
+            "id": pa.array(range(1000, 1005), pa.int64()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.tile(q, 5)), DIM),
+        }
+    )
+    lanceflow.write_lance(extra, copy, mode="append")
+    theirs = lance.dataset(copy).to_table(
+        nearest={"column": "vector", "q": q, "k": 5, "nprobes": 4}, fast_search=True, columns=["id"]
+    )
+    assert 10 in theirs.column("id").to_pylist()
+    for distributed in (False, True):
+        everything = lanceflow.vector_search(copy, q, k=5, nprobes=4, columns=["id"], distributed=distributed)
+        assert sorted(everything.column("id").to_pylist()) == list(range(1000, 1005))
+        fast = lanceflow.vector_search(
+            copy, q, k=5, nprobes=4, columns=["id"], distributed=distributed, fast_search=True
+        )
+        assert fast.column("id").to_pylist() == theirs.column("id").to_pylist()
+    import lanceflow.ray as lr
+
+    hits = lr.vector_search(
+        copy, nearest={"column": "vector", "q": q, "k": 5, "nprobes": 4}, include_unindexed=False, num_workers=1
+    )
+    assert hits.column("id").to_pylist() == theirs.column("id").to_pylist()

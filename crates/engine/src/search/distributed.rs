@@ -255,7 +255,7 @@ pub fn plan_search_tasks(
             tasks.push(base(SearchPart::Segments { uuids }, fetch));
         }
     }
-    if !unindexed.is_empty() {
+    if !unindexed.is_empty() && !request.fast_search {
         for (group, _) in balance_fragments(&unindexed, parallelism) {
             tasks.push(base(SearchPart::Flat { fragments: group }, request.k));
         }

@@ -43,6 +43,10 @@ pub struct VectorSearchRequest {
     pub metric: Option<Metric>,
     /// Use this index (default: the column's vector index, if any).
     pub index: Option<String>,
+    /// Search the indexed rows only: rows added since the index was built
+    /// or last optimised are left out (lance's `fast_search`; lance-ray's
+    /// `include_unindexed=False`). Needs a vector index.
+    pub fast_search: bool,
 }
 
 impl VectorSearchRequest {
@@ -58,6 +62,7 @@ impl VectorSearchRequest {
             columns: None,
             metric: None,
             index: None,
+            fast_search: false,
         }
     }
 }

@@ -70,6 +70,14 @@ pub(crate) async fn prepare(
             location.uri()
         )));
     }
+    if request.fast_search && index.is_none() {
+        return Err(Error::InvalidInput(format!(
+            "a fast search covers the indexed rows only, and column '{column}' has no vector \
+             index; build one with `lanceflow index vector {} --column {column}`, or search \
+             without fast search",
+            location.uri()
+        )));
+    }
     let metric = match (&index, request.metric) {
         (Some(idx), Some(m)) if m != idx.metric => {
             return Err(Error::InvalidInput(format!(
@@ -129,6 +137,9 @@ pub(crate) async fn search_one(
     }
     if prepared.index.is_none() {
         scanner.distance_metric(prepared.metric.to_lance());
+    }
+    if request.fast_search {
+        scanner.fast_search();
     }
     scanner.with_row_id();
     scanner.try_into_batch().await.map_err(err)
@@ -219,11 +230,10 @@ pub(crate) async fn search_in_with(
                 };
                 let hits = match direct {
                     Some(candidates) => {
-                        let unindexed = prepared
-                            .index
-                            .as_ref()
-                            .map(|i| i.unindexed.as_slice())
-                            .unwrap_or_default();
+                        let unindexed = match &prepared.index {
+                            Some(index) if !request.fast_search => index.unindexed.as_slice(),
+                            _ => &[],
+                        };
                         let exact = if unindexed.is_empty() {
                             Vec::new()
                         } else {

@@ -16,7 +16,7 @@ use lanceflow::spine::run_tasks;
 use lanceflow::vectors::{
     brute_force_knn, clustered_vectors, recall_at_k, write_generated_parquet, ClusteredSpec, Matrix,
 };
-use lanceflow::{Error, Location};
+use lanceflow::{Error, Location, VersionSpec};
 
 use crate::common::*;
 
@@ -231,6 +231,28 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
     let local = search_vectors(&loc, None, &exact_q, 2).await.unwrap();
     assert_same_hits(&local, &dist, "new row");
     assert!(dist.results[0].hits[0].distance.abs() < 1e-5);
+
+    // A fast search leaves the new rows out, in both modes: it answers as
+    // the version before the append did (same index, same indexed rows).
+    let before = VersionSpec::Number(latest_version(&loc).await - 1);
+    for query in [&exact_q, &request] {
+        let mut fast = query.clone();
+        fast.fast_search = true;
+        let old = search_vectors(&loc, Some(&before), query, 2).await.unwrap();
+        let local = search_vectors(&loc, None, &fast, 2).await.unwrap();
+        let dist = search_vectors_distributed(&loc, None, &fast, &exec)
+            .await
+            .unwrap();
+        assert_same_hits(&old, &local, "fast search in-process");
+        assert_same_hits(&old, &dist, "fast search distributed");
+    }
+    let mut fast = exact_q.clone();
+    fast.fast_search = true;
+    let found = search_vectors(&loc, None, &fast, 2).await.unwrap();
+    assert!(
+        found.results[0].hits[0].distance > 1e-5,
+        "the new row is not indexed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,6 +349,11 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
         .unwrap_err();
     expect(err, "invalid_input", "drop one of the two");
     assert_eq!(latest_version(&loc).await, 1, "nothing committed");
+    // A fast search covers indexed rows only: without an index, refused.
+    let mut fast = VectorSearchRequest::new(queries.clone(), 3);
+    fast.fast_search = true;
+    let err = search_vectors(&loc, None, &fast, 2).await.unwrap_err();
+    expect(err, "invalid_input", "has no vector index");
 
     // An index, then a refused --no-replace and refused searches.
     let mut r = build("vector", VectorIndexType::IvfFlat);

@@ -417,6 +417,7 @@ def vector_search(
     distributed: bool = True,
     version: Optional[int] = None,
     tag: Optional[str] = None,
+    fast_search: bool = False,
     **common: Any,
 ) -> pa.Table:
     """Nearest neighbours of one query vector or a batch (a list of vectors,
@@ -424,6 +425,8 @@ def vector_search(
 
     ``distributed=True`` plans tasks by index-segment ownership on the
     executor and merges a global top-k; ``False`` searches in this process.
+    ``fast_search=True`` searches the indexed rows only (rows added since
+    the index was built or optimised are left out).
     Returns one row per hit: ``query`` (position of the query), the requested
     columns and ``_distance``."""
     values, dim = _vectors(query) if query is not None else (None, 0)
@@ -447,6 +450,9 @@ def vector_search(
         bool(distributed),
         version,
         tag,
+        None,
+        None,
+        bool(fast_search),
     )
     return _table(batch)
 

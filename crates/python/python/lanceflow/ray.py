@@ -443,8 +443,6 @@ def vector_search(
     _not_yet(
         block_size=block_size,
         oversample_factor=float(oversample_factor) != 1.0,
-        include_unindexed=not include_unindexed,
-        fast_search=fast_search,
         analyze_plan=analyze_plan,
         scanner_options=scanner_options,
     )
@@ -467,6 +465,9 @@ def vector_search(
             metric=metric.lower() if isinstance(metric, str) else None,
             index=index_name,
             distributed=True,
+            # lance's fast_search and lance-ray's include_unindexed=False
+            # both leave out the rows no index covers yet.
+            fast_search=bool(fast_search) or not include_unindexed,
             executor=executor,
             storage_options=storage_options,
         )
