@@ -58,38 +58,13 @@ def _common(kwargs: Dict[str, Any]) -> Any:
     return _session(**kwargs)
 
 
-def _vectors(query: Any) -> Tuple[pa.Array, int]:
-    """Query vectors (one vector, a list of them, a 2-D numpy array or a
-    pyarrow FixedSizeList array) as a flat float32 Arrow array and the
-    dimension; numpy float32 rows are handed over without a copy."""
+def _rows(value: Any, name: str, one_row: bool) -> pa.FixedSizeListArray:
+    """Rows of numbers (a pyarrow FixedSizeList or FixedShapeTensor array, a
+    numpy 2-D array, a list of lists; with ``one_row`` also one vector) as
+    a FixedSizeList<float32> array; numpy float32 rows are handed over
+    without a copy."""
     import numpy as np
 
-    if isinstance(query, pa.ChunkedArray):
-        query = query.combine_chunks()
-    if isinstance(query, pa.FixedSizeListArray):
-        return query.flatten().cast(pa.float32()), query.type.list_size
-    try:
-        matrix = np.asarray(query, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise errors.InvalidInputError(f"query must be numbers: a vector or a list of vectors ({e})") from None
-    if matrix.ndim == 1:
-        matrix = matrix.reshape(1, -1)
-    if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise errors.InvalidInputError(
-            f"query must be a vector or a list of vectors of one dimension, not shape {matrix.shape}"
-        )
-    matrix = np.ascontiguousarray(matrix)
-    return pa.array(matrix.reshape(-1)), int(matrix.shape[1])
-
-
-def _artifact(value: Any, name: str) -> Any:
-    """A pre-trained artifact as the engine takes it: a path as it is, an
-    array of rows (pyarrow FixedSizeList or FixedShapeTensor, numpy 2-D) as
-    a FixedSizeList<float32> array."""
-    import numpy as np
-
-    if value is None or isinstance(value, (str, os.PathLike)):
-        return value
     if isinstance(value, pa.ChunkedArray):
         value = value.combine_chunks()
     if isinstance(value, pa.ExtensionArray):
@@ -98,11 +73,33 @@ def _artifact(value: Any, name: str) -> Any:
         if value.type.value_type != pa.float32():
             value = value.cast(pa.list_(pa.float32(), value.type.list_size))
         return value
-    matrix = np.asarray(value, dtype=np.float32)
-    if matrix.ndim != 2:
-        raise errors.InvalidInputError(f"{name} must be 2-D (rows × dimension), not shape {matrix.shape}")
+    try:
+        matrix = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise errors.InvalidInputError(f"{name} must be numbers: rows of one dimension ({e})") from None
+    if one_row and matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise errors.InvalidInputError(
+            f"{name} must be 2-D (rows × dimension), not shape {matrix.shape}"
+        )
     matrix = np.ascontiguousarray(matrix)
     return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def _vectors(query: Any) -> Tuple[pa.Array, int]:
+    """Query vectors (one vector or rows of them) as a flat float32 Arrow
+    array and the dimension."""
+    rows = _rows(query, "query", one_row=True)
+    return rows.flatten(), rows.type.list_size
+
+
+def _artifact(value: Any, name: str) -> Any:
+    """A pre-trained artifact as the engine takes it: a path as it is, an
+    array of rows as a FixedSizeList<float32> array."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return value
+    return _rows(value, name, one_row=False)
 
 
 def _table(batch: pa.RecordBatch) -> pa.Table:
