@@ -7,7 +7,7 @@ use lanceflow::embedding::Backend;
 use lanceflow::index::scalar::ScalarIndexType;
 use lanceflow::index::vector::{Training, VectorIndexType};
 use lanceflow::ingest::input::InputFormat;
-use lanceflow::ingest::WriteMode;
+use lanceflow::ingest::{StorageVersion, WriteMode};
 use lanceflow::search::hybrid::Fusion;
 use lanceflow::Metric;
 
@@ -264,6 +264,14 @@ pub struct IngestArgs {
     /// again when it had landed (remembered for the latest 256 versions).
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Lance file format of a new dataset: 2.0, 2.1, 2.2, stable (lance's
+    /// default) or legacy; an append writes the dataset's own.
+    #[arg(long, value_name = "VERSION")]
+    pub storage_version: Option<StorageVersion>,
+    /// Give the new dataset stable row ids (a row keeps its id through
+    /// compaction and updates).
+    #[arg(long)]
+    pub stable_row_ids: bool,
 }
 
 /// Which embedding model to load and how to run it.
@@ -452,7 +460,7 @@ pub struct VectorIndexArgs {
     /// Vector column (FixedSizeList<float32|float16>).
     #[arg(long, default_value = "vector")]
     pub column: String,
-    /// IVF_FLAT, IVF_SQ, IVF_PQ, IVF_HNSW_SQ or IVF_HNSW_PQ.
+    /// IVF_FLAT, IVF_SQ, IVF_PQ, IVF_RQ, IVF_HNSW_FLAT, IVF_HNSW_SQ or IVF_HNSW_PQ.
     #[arg(long = "type", default_value = "IVF_PQ", value_name = "TYPE")]
     pub index_type: VectorIndexType,
     /// l2, cosine or dot.
@@ -464,9 +472,10 @@ pub struct VectorIndexArgs {
     /// PQ sub-vectors (default: dim/8 when 8 divides dim).
     #[arg(long, value_name = "M")]
     pub sub_vectors: Option<usize>,
-    /// Bits per PQ code (8, or 4).
-    #[arg(long, default_value_t = 8)]
-    pub num_bits: usize,
+    /// Bits per PQ code (8, or 4), per SQ value (8), or per dimension for
+    /// IVF_RQ (1 to 9; default 5).
+    #[arg(long, value_name = "BITS")]
+    pub num_bits: Option<usize>,
     /// Training vectors per centroid (default 256).
     #[arg(long, value_name = "N")]
     pub sample_rate: Option<usize>,
@@ -498,6 +507,10 @@ pub struct VectorIndexArgs {
     /// Write the trained centroids / codebook to this directory.
     #[arg(long, value_name = "DIR")]
     pub save_artifacts: Option<PathBuf>,
+    /// IVF_RQ: the RaBitQ model, a JSON file as pylance's
+    /// `lance.indices.build_rq_model` returns it (default: a new random rotation).
+    #[arg(long, value_name = "FILE")]
+    pub rabitq_model: Option<PathBuf>,
     /// HNSW: neighbours per node.
     #[arg(long)]
     pub hnsw_m: Option<usize>,
@@ -549,6 +562,14 @@ pub struct VectorLegArgs {
     /// IVF partitions probed.
     #[arg(long)]
     pub nprobes: Option<usize>,
+    /// Adaptive probing: at least N partitions, more while fewer than k rows
+    /// are found (overrides --nprobes as the lower bound).
+    #[arg(long, value_name = "N")]
+    pub minimum_nprobes: Option<usize>,
+    /// Adaptive probing: at most N partitions (overrides --nprobes as the
+    /// upper bound).
+    #[arg(long, value_name = "N")]
+    pub maximum_nprobes: Option<usize>,
     /// Re-rank k × F candidates by exact distance.
     #[arg(long, value_name = "F")]
     pub refine_factor: Option<u32>,
@@ -643,6 +664,16 @@ pub struct VectorSearchArgs {
     /// last optimised are left out (faster on a large unindexed tail).
     #[arg(long)]
     pub fast_search: bool,
+    /// Keep only hits at this distance or farther.
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub distance_lower: Option<f32>,
+    /// Keep only hits nearer than this distance (exclusive).
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub distance_upper: Option<f32>,
+    /// Print lance's plan of the (first) query with its metrics instead of
+    /// the hits: one section in-process, one per task with --distributed.
+    #[arg(long)]
+    pub analyze_plan: bool,
     /// Plan the search as tasks by index-segment ownership and merge a global top-k.
     #[arg(long)]
     pub distributed: bool,

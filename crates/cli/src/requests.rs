@@ -7,10 +7,10 @@ use lanceflow::embed::{EmbedRequest, TextSource};
 use lanceflow::index::optimize::OptimizeRequest;
 use lanceflow::index::scalar::{FtsOptions, ScalarIndexRequest};
 use lanceflow::index::vector::{Artifact, VectorIndexRequest};
-use lanceflow::ingest::IngestRequest;
+use lanceflow::ingest::{IngestRequest, Layout};
 use lanceflow::search::hybrid::HybridRequest;
 use lanceflow::search::text::TextSearchRequest;
-use lanceflow::search::VectorSearchRequest;
+use lanceflow::search::{DistanceRange, VectorSearchRequest};
 use lanceflow::vectors::Matrix;
 use lanceflow::{Location, VersionSpec};
 
@@ -37,6 +37,10 @@ pub fn ingest(args: &IngestArgs) -> IngestRequest {
         max_rows_per_file: args.max_rows_per_file,
         columns: args.columns.clone(),
         idempotency_key: args.idempotency_key.clone(),
+        layout: Layout {
+            storage_version: args.storage_version,
+            stable_row_ids: args.stable_row_ids,
+        },
     }
 }
 
@@ -57,11 +61,13 @@ pub fn embed(args: &EmbedArgs, output: Option<Location>) -> EmbedRequest {
 }
 
 /// `lanceflow index vector`.
-pub fn vector_index(args: &VectorIndexArgs) -> VectorIndexRequest {
+pub fn vector_index(args: &VectorIndexArgs, rabitq_model: Option<String>) -> VectorIndexRequest {
     let mut request = VectorIndexRequest::new(args.column.clone(), args.index_type, args.metric);
     request.partitions = args.partitions;
     request.sub_vectors = args.sub_vectors;
-    request.num_bits = args.num_bits;
+    if let Some(bits) = args.num_bits {
+        request.num_bits = bits;
+    }
     request.sample_rate = args.sample_rate;
     request.max_iters = args.max_iters;
     request.name = args.name.clone();
@@ -75,6 +81,7 @@ pub fn vector_index(args: &VectorIndexArgs) -> VectorIndexRequest {
     request.hnsw_ef_construction = args.hnsw_ef_construction;
     request.training = args.training.training();
     request.seed = args.seed;
+    request.rabitq_model = rabitq_model;
     request
 }
 
@@ -145,6 +152,8 @@ fn vector_leg(queries: Matrix, k: usize, leg: &VectorLegArgs) -> VectorSearchReq
     let mut request = VectorSearchRequest::new(queries, k);
     request.column = leg.column.clone();
     request.nprobes = leg.nprobes;
+    request.minimum_nprobes = leg.minimum_nprobes;
+    request.maximum_nprobes = leg.maximum_nprobes;
     request.refine_factor = leg.refine_factor;
     request
 }
@@ -157,6 +166,10 @@ pub fn vector_search(args: &VectorSearchArgs, queries: Matrix) -> VectorSearchRe
     request.metric = args.metric;
     request.index = args.index.clone();
     request.fast_search = args.fast_search;
+    request.distance_range = DistanceRange {
+        lower: args.distance_lower,
+        upper: args.distance_upper,
+    };
     request
 }
 

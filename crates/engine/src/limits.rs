@@ -166,6 +166,59 @@ pub fn check_search(
     filter.map_or(Ok(()), check_filter)
 }
 
+/// Adaptive probing bounds: each between 1 and [`MAX_NPROBES`], and the
+/// minimum (or `nprobes`) not above the maximum (or `nprobes`).
+pub fn check_probe_bounds(
+    nprobes: Option<usize>,
+    minimum: Option<usize>,
+    maximum: Option<usize>,
+    names: Names,
+) -> Result<()> {
+    for (field, value) in [("minimum_nprobes", minimum), ("maximum_nprobes", maximum)] {
+        if let Some(n) = value {
+            if n == 0 || n > MAX_NPROBES {
+                bail_invalid!(
+                    "{} must be between 1 and {MAX_NPROBES} (got {n})",
+                    names.of(field)
+                );
+            }
+        }
+    }
+    if let (Some(low), Some(high)) = (minimum.or(nprobes), maximum.or(nprobes)) {
+        if low > high {
+            bail_invalid!(
+                "the probe bounds are crossed: at least {low} partitions ({} or {}) but at \
+                 most {high} ({} or {}); give a minimum no larger than the maximum",
+                names.of("minimum_nprobes"),
+                names.of("nprobes"),
+                names.of("maximum_nprobes"),
+                names.of("nprobes")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A distance range of finite bounds, the lower one below the upper one.
+pub fn check_distance_range(lower: Option<f32>, upper: Option<f32>, names: Names) -> Result<()> {
+    for (field, value) in [("distance_lower", lower), ("distance_upper", upper)] {
+        if value.is_some_and(|v| !v.is_finite()) {
+            bail_invalid!("{} must be a finite number", names.of(field));
+        }
+    }
+    if let (Some(low), Some(high)) = (lower, upper) {
+        if low >= high {
+            bail_invalid!(
+                "the distance range is empty: {} ({low}) must be below {} ({high}), which is \
+                 exclusive",
+                names.of("distance_lower"),
+                names.of("distance_upper")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// k between 1 and [`MAX_K`].
 pub fn check_k(k: usize, names: Names) -> Result<()> {
     if k == 0 || k > MAX_K {
@@ -402,6 +455,22 @@ mod tests {
         assert!(e.to_string().contains("--nprobes"), "{e}");
         assert!(check_vector_knobs(5, Some(MAX_NPROBES + 1), None, Names::Flags).is_err());
         assert!(check_vector_knobs(MAX_K + 1, None, None, Names::Flags).is_err());
+    }
+
+    #[test]
+    fn probe_bounds_and_distance_ranges_are_bounded() {
+        check_probe_bounds(Some(4), None, Some(8), Names::Flags).unwrap();
+        check_probe_bounds(None, Some(2), Some(2), Names::Flags).unwrap();
+        let e = check_probe_bounds(Some(10), None, Some(8), Names::Flags).unwrap_err();
+        assert!(e.to_string().contains("--maximum-nprobes"), "{e}");
+        assert!(check_probe_bounds(None, Some(0), None, Names::Fields).is_err());
+        assert!(check_probe_bounds(None, None, Some(MAX_NPROBES + 1), Names::Fields).is_err());
+        check_distance_range(Some(0.0), Some(0.5), Names::Flags).unwrap();
+        check_distance_range(None, Some(-1.0), Names::Flags).unwrap();
+        let e = check_distance_range(Some(1.0), Some(1.0), Names::Flags).unwrap_err();
+        assert!(e.to_string().contains("--distance-upper"), "{e}");
+        assert!(check_distance_range(Some(f32::NAN), None, Names::Flags).is_err());
+        assert!(check_distance_range(None, Some(f32::INFINITY), Names::Flags).is_err());
         assert!(check_query_vector(&vec![0.5; MAX_VECTOR_DIM + 1], Names::Fields).is_err());
         assert!(check_query_vector(&[f32::NAN], Names::Fields).is_err());
         assert!(check_query_length(&"x".repeat(MAX_QUERY_BYTES + 1), Names::Fields).is_err());

@@ -108,7 +108,7 @@ pub(crate) fn embed<'py>(
 /// Build a vector index: train once, one segment per batch of fragments on
 /// the workers, one commit.
 #[pyfunction]
-#[pyo3(signature = (session, uri, column="vector", index_type="IVF_PQ", metric="l2", num_partitions=None, num_sub_vectors=None, num_bits=8, sample_rate=None, max_iters=None, name=None, replace=true, rows_per_segment=None, centroids=None, codebook=None, save_artifacts=None, hnsw_m=None, hnsw_ef_construction=None, training="auto", seed=42, keep_segments=false))]
+#[pyo3(signature = (session, uri, column="vector", index_type="IVF_PQ", metric="l2", num_partitions=None, num_sub_vectors=None, num_bits=None, sample_rate=None, max_iters=None, name=None, replace=true, rows_per_segment=None, centroids=None, codebook=None, save_artifacts=None, hnsw_m=None, hnsw_ef_construction=None, training="auto", seed=42, keep_segments=false, rabitq_model=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn create_vector_index<'py>(
     py: Python<'py>,
@@ -119,7 +119,7 @@ pub(crate) fn create_vector_index<'py>(
     metric: &str,
     num_partitions: Option<usize>,
     num_sub_vectors: Option<usize>,
-    num_bits: usize,
+    num_bits: Option<usize>,
     sample_rate: Option<usize>,
     max_iters: Option<usize>,
     name: Option<String>,
@@ -133,12 +133,16 @@ pub(crate) fn create_vector_index<'py>(
     training: &str,
     seed: u64,
     keep_segments: bool,
+    rabitq_model: Option<String>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let location = session.location(uri)?;
     let mut request = VectorIndexRequest::new(column, parse(index_type)?, parse(metric)?);
+    request.rabitq_model = rabitq_model;
     request.partitions = num_partitions;
     request.sub_vectors = num_sub_vectors;
-    request.num_bits = num_bits;
+    if let Some(bits) = num_bits {
+        request.num_bits = bits;
+    }
     request.sample_rate = sample_rate;
     request.max_iters = max_iters;
     request.name = name;

@@ -10,7 +10,7 @@ use arrow_pyarrow::{IntoPyArrow, PyArrowType, Table};
 use lanceflow::dataset::info::info as dataset_info;
 use lanceflow::dataset::read::{ReadRequest, ReadTask};
 use lanceflow::dataset::versions as engine_versions;
-use lanceflow::ingest::{IngestRequest, StreamWrite};
+use lanceflow::ingest::{IngestRequest, Layout, StreamWrite};
 use pyo3::prelude::*;
 
 use crate::errors::{internal, InvalidInputError};
@@ -25,9 +25,17 @@ pub(crate) fn report<'py, T: serde::Serialize>(
     Ok(pythonize::pythonize(py, value)?)
 }
 
+/// A new dataset's layout from lance-ray's option names.
+fn layout(data_storage_version: Option<&str>, enable_stable_row_ids: bool) -> PyResult<Layout> {
+    Ok(Layout {
+        storage_version: parse_opt(data_storage_version)?,
+        stable_row_ids: enable_stable_row_ids,
+    })
+}
+
 /// Load files into a dataset: one task per file (or part of one), one commit.
 #[pyfunction]
-#[pyo3(signature = (session, inputs, uri, mode="create", format=None, max_rows_per_file=None, columns=None, idempotency_key=None))]
+#[pyo3(signature = (session, inputs, uri, mode="create", format=None, max_rows_per_file=None, columns=None, idempotency_key=None, data_storage_version=None, enable_stable_row_ids=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn ingest<'py>(
     py: Python<'py>,
@@ -39,6 +47,8 @@ pub(crate) fn ingest<'py>(
     max_rows_per_file: Option<usize>,
     columns: Option<Vec<String>>,
     idempotency_key: Option<String>,
+    data_storage_version: Option<&str>,
+    enable_stable_row_ids: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let location = session.location(uri)?;
     let request = IngestRequest {
@@ -49,6 +59,7 @@ pub(crate) fn ingest<'py>(
             .unwrap_or(lanceflow::ingest::DEFAULT_MAX_ROWS_PER_FILE),
         columns,
         idempotency_key,
+        layout: layout(data_storage_version, enable_stable_row_ids)?,
     };
     distributed!(py, session, location, request, lanceflow::ingest::ingest)
 }
@@ -57,7 +68,8 @@ pub(crate) fn ingest<'py>(
 /// with `__arrow_c_stream__`) as one new version, streamed through the
 /// Arrow C data interface: no copy into Python objects, no staging files.
 #[pyfunction]
-#[pyo3(signature = (session, data, uri, mode="create", max_rows_per_file=None, idempotency_key=None))]
+#[pyo3(signature = (session, data, uri, mode="create", max_rows_per_file=None, idempotency_key=None, data_storage_version=None, enable_stable_row_ids=false, schema=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_arrow<'py>(
     py: Python<'py>,
     session: &Session,
@@ -66,13 +78,18 @@ pub(crate) fn write_arrow<'py>(
     mode: &str,
     max_rows_per_file: Option<usize>,
     idempotency_key: Option<String>,
+    data_storage_version: Option<&str>,
+    enable_stable_row_ids: bool,
+    schema: Option<PyArrowType<arrow_schema::Schema>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let location = session.location(uri)?;
     let request = StreamWrite {
-        mode: parse(mode)?,
         max_rows_per_file: max_rows_per_file
             .unwrap_or(lanceflow::ingest::DEFAULT_MAX_ROWS_PER_FILE),
         idempotency_key,
+        layout: layout(data_storage_version, enable_stable_row_ids)?,
+        schema: schema.map(|s| s.0),
+        ..StreamWrite::new(parse(mode)?)
     };
     let source: Box<dyn arrow_array::RecordBatchReader + Send> = Box::new(data.0);
     let progress = session.progress();
@@ -138,7 +155,7 @@ pub(crate) fn cleanup<'py>(
 /// `fragments_per_task` fragments of the pinned version, with the
 /// projection and filter validated here.
 #[pyfunction]
-#[pyo3(signature = (session, uri, version=None, tag=None, columns=None, filter=None, fragments_per_task=1))]
+#[pyo3(signature = (session, uri, version=None, tag=None, columns=None, filter=None, fragments_per_task=1, fragment_ids=None, with_metadata=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_read(
     py: Python<'_>,
@@ -149,13 +166,17 @@ pub(crate) fn plan_read(
     columns: Option<Vec<String>>,
     filter: Option<String>,
     fragments_per_task: usize,
+    fragment_ids: Option<Vec<u32>>,
+    with_metadata: bool,
 ) -> PyResult<Vec<String>> {
     let location = session.location(uri)?;
     let at = version_spec(version, tag);
     let request = ReadRequest {
         columns,
         filter,
-        fragments_per_task,
+        fragment_ids,
+        with_metadata,
+        ..ReadRequest::new(fragments_per_task)
     };
     let tasks = run(py, || async move {
         lanceflow::dataset::read::plan_read(&location, at.as_ref(), &request).await

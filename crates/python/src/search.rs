@@ -14,7 +14,7 @@ use lanceflow::limits::{check_query_vector, Names};
 use lanceflow::search::hybrid::{HybridRequest, DEFAULT_LEG_K, DEFAULT_RRF_K};
 use lanceflow::search::table::{hybrid_table, text_table, vector_table};
 use lanceflow::search::text::TextSearchRequest;
-use lanceflow::search::VectorSearchRequest;
+use lanceflow::search::{DistanceRange, VectorSearchRequest};
 use lanceflow::vectors::Matrix;
 use pyo3::prelude::*;
 
@@ -22,6 +22,12 @@ use crate::build::embedder_options;
 use crate::errors::{to_py_err, InvalidInputError};
 use crate::runtime::run;
 use crate::session::{parse_opt, version_spec, Session};
+
+/// What a vector search call answers: hits, or the analysed plan.
+enum Searched {
+    Results(lanceflow::search::SearchResults),
+    Analysis(String),
+}
 
 /// Where the query vectors of a vector search come from.
 enum Source {
@@ -79,7 +85,7 @@ async fn embed_texts(
 /// stored row): one row per hit with `query`, `_rowid`, `_distance` and the
 /// requested columns.
 #[pyfunction]
-#[pyo3(signature = (session, uri, values=None, dim=0, texts=None, row=None, k=10, column=None, nprobes=None, refine_factor=None, filter=None, columns=None, metric=None, index=None, distributed=true, version=None, tag=None, model=None, backend=None, fast_search=false))]
+#[pyo3(signature = (session, uri, values=None, dim=0, texts=None, row=None, k=10, column=None, nprobes=None, refine_factor=None, filter=None, columns=None, metric=None, index=None, distributed=true, version=None, tag=None, model=None, backend=None, fast_search=false, minimum_nprobes=None, maximum_nprobes=None, distance_range=None, analyze_plan=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn vector_search<'py>(
     py: Python<'py>,
@@ -103,6 +109,10 @@ pub(crate) fn vector_search<'py>(
     model: Option<PathBuf>,
     backend: Option<&str>,
     fast_search: bool,
+    minimum_nprobes: Option<usize>,
+    maximum_nprobes: Option<usize>,
+    distance_range: Option<(Option<f32>, Option<f32>)>,
+    analyze_plan: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let location = session.location(uri)?;
     let at = version_spec(version, tag);
@@ -138,7 +148,19 @@ pub(crate) fn vector_search<'py>(
         request.metric = metric;
         request.index = index;
         request.fast_search = fast_search;
-        if distributed {
+        request.minimum_nprobes = minimum_nprobes;
+        request.maximum_nprobes = maximum_nprobes;
+        if let Some((lower, upper)) = distance_range {
+            request.distance_range = DistanceRange { lower, upper };
+        }
+        if analyze_plan {
+            let on = distributed.then_some(executor.as_ref());
+            let analysis =
+                lanceflow::search::analyze_vector_search(&location, at.as_ref(), &request, on)
+                    .await?;
+            return Ok(Searched::Analysis(analysis.text()));
+        }
+        let results = if distributed {
             lanceflow::search::search_vectors_distributed(
                 &location,
                 at.as_ref(),
@@ -148,8 +170,13 @@ pub(crate) fn vector_search<'py>(
             .await
         } else {
             lanceflow::search::search_vectors(&location, at.as_ref(), &request, workers).await
-        }
+        }?;
+        Ok(Searched::Results(results))
     })?;
+    let results = match results {
+        Searched::Analysis(text) => return Ok(text.into_pyobject(py)?.into_any()),
+        Searched::Results(results) => results,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let batch = vector_table(&results).map_err(to_py_err)?;
     with_call(batch, seconds, results.version)?.to_pyarrow(py)

@@ -4,14 +4,19 @@ cluster, results checked through pylance and brute force.
 Which lance-ray test each one covers (written from their intent):
 - tests/test_basic_read_write.py: write/read round trip, projection, filter,
   append, ``dataset_options={"version": v}`` → ``test_write_read_round_trip``;
-  namespaces, ``fragment_ids``, ``add_columns``, stable row ids, blobs: wait on
-  the next issue (``test_what_waits_raises_by_name`` checks they fail by name).
+  ``fragment_ids`` and ``with_metadata`` (and ``create_scalar_index(fragment_ids=)``)
+  → ``test_read_fragments_with_row_addresses``;
+  ``schema``, ``data_storage_version``, ``enable_stable_row_ids`` →
+  ``test_write_layout_and_schema``;
+  namespaces, ``add_columns``, blobs: wait on the next issue
+  (``test_what_waits_raises_by_name`` checks they fail by name).
 - tests/test_distributed_indexing.py: scalar (BTREE, FTS→INVERTED) and vector
   (IVF_FLAT with segments) builds returning a ``LanceDataset``,
   ``optimize_indices``, ``vector_search`` → ``test_indexes_and_search``;
   ``num_indices_to_merge`` 0 / N / default counted in segments as lance counts
   them, ``ivf_centroids`` as an Arrow array → ``test_num_indices_to_merge_as_lance_counts_it``;
-  BLOOMFILTER/RTREE/IVF_RQ and namespaces wait on the next issue.
+  IVF_RQ (with and without ``rabitq_model``) and IVF_HNSW_FLAT →
+  ``test_rabitq_and_hnsw_flat_indexes``; BLOOMFILTER/RTREE and namespaces wait.
 - tests/test_distributed_compaction.py: compaction metrics, ``None`` when
   nothing to do → ``test_compaction``; ``compact_database`` waits.
 - tests/test_distributed_search.py (its end-to-end intent) and test_pool.py:
@@ -170,12 +175,12 @@ def test_what_waits_raises_by_name(cluster, tmp_path):
     uri = str(tmp_path / "w.lance")
     lance.write_dataset(table, uri)
     version = lance.dataset(uri).version
-    with pytest.raises(NotImplementedError, match="IVF_RQ"):
-        lr.create_index(uri, "vector", "IVF_RQ")
-    with pytest.raises(NotImplementedError, match="fragment_ids"):
-        lr.read_lance(uri, fragment_ids=[0])
-    with pytest.raises(NotImplementedError, match="analyze_plan"):
-        lr.vector_search(uri, nearest={"column": "vector", "q": [0.0] * 8, "k": 1}, analyze_plan=True)
+    with pytest.raises(NotImplementedError, match="BLOOMFILTER"):
+        lr.create_scalar_index(uri, column="id", index_type="BLOOMFILTER")
+    with pytest.raises(NotImplementedError, match="override_num_blocks"):
+        lr.read_lance(uri, override_num_blocks=4)
+    with pytest.raises(NotImplementedError, match="ef"):
+        lr.vector_search(uri, nearest={"column": "vector", "q": [0.0] * 8, "k": 1, "ef": 64})
     with pytest.raises(NotImplementedError, match="namespace_impl"):
         lr.read_lance(namespace_impl="dir", table_id=["t"])
     with pytest.raises(NotImplementedError, match="add_columns"):
@@ -189,3 +194,104 @@ def test_what_waits_raises_by_name(cluster, tmp_path):
     with pytest.raises(ValueError, match="Index type must be one of"):
         lr.create_scalar_index(uri, column="id", index_type="NOPE")
     assert lance.dataset(uri).version == version
+
+
+def test_read_fragments_with_row_addresses(cluster, tmp_path):
+    table, _ = vectors_table(rows=120)
+    uri = str(tmp_path / "frag.lance")
+    lance.write_dataset(table.select(["id", "text"]), uri, max_rows_per_file=40)
+    fragments = [f.fragment_id for f in lance.dataset(uri).get_fragments()]
+    assert len(fragments) == 3
+    theirs = lance.dataset(uri).to_table(columns=["id"], with_row_address=True)
+    address_of = dict(zip(theirs.column("id").to_pylist(), theirs.column("_rowaddr").to_pylist()))
+    rows = lr.read_lance(uri, columns=["id"], fragment_ids=fragments[1:], with_metadata=True).take_all()
+    assert set(rows[0]) == {"id", "_rowaddr", "_fragid"}
+    assert sorted(r["id"] for r in rows) == list(range(40, 120))
+    for r in rows:
+        assert r["_rowaddr"] == address_of[r["id"]]
+        assert r["_fragid"] == r["_rowaddr"] >> 32 and r["_fragid"] in fragments[1:]
+    assert lr.read_lance(uri, fragment_ids=[]).count() == 120, "an empty list reads all"
+    with pytest.raises(FileNotFoundError, match="fragment 7 is not in version"):
+        lr.read_lance(uri, fragment_ids=[7])
+    with pytest.raises(ValueError, match="fragment_ids holds -1"):
+        lanceflow.read_lance(uri, fragment_ids=[-1])
+    # A scalar index over some fragments only: lance scans the rest.
+    ds = lr.create_scalar_index(uri, column="id", index_type="BTREE", fragment_ids=fragments[:2], num_workers=2)
+    covered = set()
+    for index in ds.list_indices():
+        if index["name"] == "id_idx":
+            covered |= set(index["fragment_ids"])
+    assert covered == set(fragments[:2])
+    assert sorted(ds.to_table(filter="id >= 30 AND id < 90").column("id").to_pylist()) == list(range(30, 90))
+
+
+def test_write_layout_and_schema(cluster, tmp_path):
+    import ray
+
+    uri = str(tmp_path / "layout.lance")
+    ds = ray.data.from_items([{"id": i, "name": f"n{i}", "extra": i * 2} for i in range(60)])
+    schema = pa.schema([("id", pa.int32()), ("name", pa.string())])
+    lr.write_lance(
+        ds,
+        uri,
+        schema=schema,
+        data_storage_version="2.1",
+        enable_stable_row_ids=True,
+        min_rows_per_file=10,
+        max_rows_per_file=20,
+    )
+    theirs = lance.dataset(uri)
+    assert theirs.data_storage_version == "2.1"
+    assert theirs.has_stable_row_ids
+    assert theirs.schema == schema
+    assert sorted(theirs.to_table().column("id").to_pylist()) == list(range(60))
+    # An append keeps the layout; asking for another format is refused.
+    more = pa.table({"id": pa.array([100, 101], pa.int64()), "name": ["a", "b"]})
+    lanceflow.write_lance(more, uri, mode="append", schema=schema)
+    assert lance.dataset(uri).count_rows() == 62
+    assert lance.dataset(uri).data_storage_version == "2.1"
+    version = lance.dataset(uri).version
+    with pytest.raises(ValueError, match="stores lance format 2.1, not 2.0"):
+        lanceflow.write_lance(more, uri, mode="append", data_storage_version="2.0")
+    with pytest.raises(ValueError, match="unknown storage version '9'"):
+        lr.write_lance(ds, str(tmp_path / "bad.lance"), data_storage_version="9")
+    with pytest.raises(ValueError, match="names column 'missing'"):
+        lanceflow.write_lance(more, uri, mode="append", schema=pa.schema([("missing", pa.int32())]))
+    assert lance.dataset(uri).version == version
+    plain = str(tmp_path / "plain.lance")
+    lanceflow.write_lance(more, plain)
+    assert not lance.dataset(plain).has_stable_row_ids
+    with pytest.raises(ValueError, match="without stable row ids"):
+        lanceflow.write_lance(more, plain, mode="append", enable_stable_row_ids=True)
+
+
+def test_rabitq_and_hnsw_flat_indexes(cluster, tmp_path):
+    """IVF_RQ (one rotation for every segment: minted by the engine, or
+    pylance's build_rq_model) and IVF_HNSW_FLAT, built as segments on the
+    workers: lance's own search of the index answers as ours, and recall
+    against brute force is what the index type promises."""
+    table, data = vectors_table(rows=600, dim=16, seed=9)
+    queries = data[:20] + np.float32(0.01)
+    truth = [np.argsort(((data - q) ** 2).sum(axis=1))[:10].tolist() for q in queries]
+    model = lance.lance.indices.build_rq_model(dimension=16, num_bits=5)
+    cases = [("IVF_RQ", {}), ("IVF_RQ", {"rabitq_model": model, "num_bits": 5}), ("IVF_HNSW_FLAT", {})]
+    for kind, options in cases:
+        uri = str(tmp_path / f"{kind}-{len(options)}.lance")
+        lance.write_dataset(table, uri, max_rows_per_file=100)
+        ds = lr.create_index(uri, "vector", kind, num_partitions=4, num_segments=2, num_workers=2, **options)
+        assert ds.describe_indices()[0].index_type.upper().replace("_", "") == kind.replace("_", ""), kind
+        found = 0
+        for q, expected in zip(queries, truth):
+            nearest = {"column": "vector", "q": q, "k": 10, "nprobes": 4}
+            theirs = ds.to_table(nearest=nearest, columns=["id"]).column("id").to_pylist()
+            ours = lanceflow.vector_search(uri, q, k=10, nprobes=4, columns=["id"], distributed=False)
+            assert ours.column("id").to_pylist() == theirs, kind
+            spread = lr.vector_search(uri, nearest=nearest, num_workers=2)
+            assert sorted(spread.column("id").to_pylist()) == sorted(theirs), kind
+            found += len(set(theirs) & set(expected))
+        recall = found / (10 * len(queries))
+        assert recall >= (0.99 if kind == "IVF_HNSW_FLAT" else 0.8), (kind, recall)
+    with pytest.raises(ValueError, match="RaBitQ model has 5 bits, but --num-bits is 2"):
+        lr.create_index(uri, "vector", "IVF_RQ", num_partitions=4, rabitq_model=model, num_bits=2)
+    with pytest.raises(ValueError, match="not lance's model JSON"):
+        lr.create_index(uri, "vector", "IVF_RQ", num_partitions=4, rabitq_model="{}")

@@ -227,3 +227,87 @@ def test_fast_search_leaves_out_unindexed_rows_as_lance_does(cluster, typed, tmp
         copy, nearest={"column": "vector", "q": q, "k": 5, "nprobes": 4}, include_unindexed=False, num_workers=1
     )
     assert hits.column("id").to_pylist() == theirs.column("id").to_pylist()
+
+
+def test_probe_bounds_distance_range_and_plans_as_lance_does(cluster, typed, tmp_path):
+    """minimum/maximum_nprobes and distance_range answer as pylance's
+    ``nearest`` options on the same dataset (in-process, distributed and
+    through lanceflow.ray); analyze_plan returns lance's plans with metrics."""
+    uri, data, _ = typed
+    copy = str(tmp_path / "o.lance")
+    src = str(tmp_path / "o.parquet")
+    pq.write_table(lance.dataset(uri).to_table(columns=["id", "vector"]), src)
+    lanceflow.ingest(src, copy, max_rows_per_file=100)
+    lanceflow.create_index(copy, "vector", "IVF_FLAT", num_partitions=6)
+    rng = np.random.default_rng(5)
+    new = rng.normal(size=(20, DIM)).astype(np.float32)
+    lanceflow.write_lance(
+        pa.table(
+            {
+                "id": pa.array(range(1000, 1020), pa.int64()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(new.ravel()), DIM),
+            }
+        ),
+        copy,
+        mode="append",
+    )
+    everything = np.vstack([data, new])
+    ids = np.array(list(range(ROWS)) + list(range(1000, 1020)))
+    q = data[10] + np.float32(0.05)
+    exact = ((everything - q) ** 2).sum(axis=1)
+    order = np.argsort(exact)
+    # Bounds midway between neighbours: no row sits on a bound, where the
+    # last bit of float32 rounding would decide.
+    lower = float(exact[order[2]] + exact[order[3]]) / 2
+    upper = float(exact[order[12]] + exact[order[13]]) / 2
+    import lanceflow.ray as lr
+
+    cases = [
+        dict(minimum_nprobes=1, maximum_nprobes=1),
+        dict(minimum_nprobes=2),
+        dict(nprobes=6, distance_range=(lower, upper)),
+        dict(minimum_nprobes=6, distance_range=(None, upper)),
+    ]
+    for options in cases:
+        theirs = lance.dataset(copy).to_table(
+            nearest={"column": "vector", "q": q, "k": 10, **options}, columns=["id"]
+        )
+        expected = theirs.column("id").to_pylist()
+        for distributed in (False, True):
+            ours = lanceflow.vector_search(
+                copy, q, k=10, columns=["id"], distributed=distributed, **options
+            )
+            assert ours.column("id").to_pylist() == expected, (options, distributed)
+        hits = lr.vector_search(
+            copy, nearest={"column": "vector", "q": q, "k": 10, **options}, num_workers=2
+        )
+        assert hits.column("id").to_pylist() == expected, options
+        if options.get("nprobes") == 6:
+            # Every partition probed: exactly brute force within the range.
+            inside = [int(ids[i]) for i in order if lower <= exact[i] < upper][:10]
+            assert expected == inside
+            assert all(lower <= d < upper for d in ours.column("_distance").to_pylist())
+    # lance-ray's oversample_factor: the answer is the single-process one already.
+    plain = lr.vector_search(copy, nearest={"column": "vector", "q": q, "k": 5}, num_workers=2)
+    more = lr.vector_search(
+        copy, nearest={"column": "vector", "q": q, "k": 5}, num_workers=2, oversample_factor=3
+    )
+    assert more.column("id").to_pylist() == plain.column("id").to_pylist()
+
+    text = lanceflow.vector_search(copy, q, k=5, distributed=False, analyze_plan=True)
+    assert text.startswith("== vector search plan 0 (in-process) ==") and "metrics=" in text
+    text = lr.vector_search(
+        copy, nearest={"column": "vector", "q": q, "k": 5}, analyze_plan=True, num_workers=2
+    )
+    assert "(index segments)" in text and "(flat scan)" in text and "metrics=" in text
+
+    version = lance.dataset(copy).version
+    with pytest.raises(ValueError, match="distance range is empty"):
+        lanceflow.vector_search(copy, q, k=5, distance_range=(1.0, 0.5))
+    with pytest.raises(ValueError, match="probe bounds are crossed"):
+        lanceflow.vector_search(copy, q, k=5, minimum_nprobes=5, maximum_nprobes=2)
+    with pytest.raises(ValueError, match="distance_range must be a pair"):
+        lanceflow.vector_search(copy, q, k=5, distance_range=0.5)
+    with pytest.raises(ValueError, match="oversample_factor"):
+        lr.vector_search(copy, nearest={"column": "vector", "q": q, "k": 5}, oversample_factor=0.5)
+    assert lance.dataset(copy).version == version

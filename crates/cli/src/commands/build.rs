@@ -30,7 +30,16 @@ pub(super) async fn index_vector(
     out: &mut dyn Write,
 ) -> Result<()> {
     let location = ctx.location(&args.uri)?;
-    let request = requests::vector_index(&args);
+    let rabitq_model = match &args.rabitq_model {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            lanceflow::Error::InvalidInput(format!(
+                "cannot read the RaBitQ model '{}': {e}",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let request = requests::vector_index(&args, rabitq_model);
     let progress = ctx.progress();
     let report = lanceflow::index::vector::create_vector_index(
         &location,

@@ -47,6 +47,22 @@ pub(super) async fn vector(
         }
     };
     let request = requests::vector_search(&args, queries);
+    if args.analyze_plan {
+        let executor = ctx.executor();
+        let analysis = lanceflow::search::analyze_vector_search(
+            &location,
+            at.as_ref(),
+            &request,
+            args.distributed
+                .then_some(&executor as &dyn lanceflow::spine::Executor),
+        )
+        .await?;
+        if ctx.json {
+            return print_json(out, &analysis);
+        }
+        writeln!(out, "{}", analysis.text())?;
+        return Ok(());
+    }
     let results = if args.distributed {
         lanceflow::search::search_vectors_distributed(
             &location,

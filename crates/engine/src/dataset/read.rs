@@ -3,8 +3,10 @@
 //! is what a Ray Dataset over a Lance dataset needs (`lanceflow.read_lance`):
 //! the driver plans and validates once, each read task scans its fragments.
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use std::sync::Arc;
+
+use arrow_array::{Array, RecordBatch, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use futures::TryStreamExt;
 use lance_io::stream::RecordBatchStream as _;
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,30 @@ pub struct ReadRequest {
     pub filter: Option<String>,
     /// Fragments per read task (at least 1).
     pub fragments_per_task: usize,
+    /// Only these fragments (all when `None`), read in dataset order.
+    pub fragment_ids: Option<Vec<u32>>,
+    /// Add each row's address (`_rowaddr`, uint64) and fragment id
+    /// (`_fragid`, uint64: the address's upper 32 bits) after the columns.
+    pub with_metadata: bool,
 }
+
+impl ReadRequest {
+    /// Every column and row of every fragment, `fragments_per_task` fragments a task.
+    pub fn new(fragments_per_task: usize) -> Self {
+        Self {
+            columns: None,
+            filter: None,
+            fragments_per_task,
+            fragment_ids: None,
+            with_metadata: false,
+        }
+    }
+}
+
+/// Row address column lance adds on request.
+pub const ROW_ADDR: &str = "_rowaddr";
+/// Fragment id column a read adds with `with_metadata`.
+pub const FRAGMENT_ID: &str = "_fragid";
 
 /// One read task: a group of fragments of one pinned version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +63,9 @@ pub struct ReadTask {
     pub columns: Option<Vec<String>>,
     /// Filter.
     pub filter: Option<String>,
+    /// Add `_rowaddr` and `_fragid`.
+    #[serde(default)]
+    pub with_metadata: bool,
 }
 
 /// Plan a read of `at` (latest when `None`): validate the projection and the
@@ -65,6 +93,9 @@ pub async fn plan_read(
             .project(columns)
             .map_err(|e| Error::InvalidInput(format!("cannot read columns {columns:?}: {e}")))?;
     }
+    if request.with_metadata {
+        scanner.with_row_address();
+    }
     if let Some(filter) = &request.filter {
         scanner
             .filter(filter)
@@ -75,7 +106,7 @@ pub async fn plan_read(
         .await
         .map_err(|e| Error::InvalidInput(format!("cannot plan the read: {e}")))?;
     let version = dataset.version().version;
-    let fragments: Vec<(u32, u64)> = dataset
+    let mut fragments: Vec<(u32, u64)> = dataset
         .get_fragments()
         .iter()
         .map(|f| {
@@ -83,6 +114,24 @@ pub async fn plan_read(
             (meta.id as u32, meta.num_rows().unwrap_or(0) as u64)
         })
         .collect();
+    if let Some(wanted) = &request.fragment_ids {
+        if wanted.is_empty() {
+            return Err(Error::InvalidInput(
+                "the fragment list is empty; name at least one fragment, or none to read all"
+                    .into(),
+            ));
+        }
+        let present: std::collections::HashSet<u32> = fragments.iter().map(|f| f.0).collect();
+        if let Some(missing) = wanted.iter().find(|id| !present.contains(id)) {
+            let ids: Vec<u32> = fragments.iter().map(|f| f.0).collect();
+            return Err(Error::NotFound(format!(
+                "fragment {missing} is not in version {version} of {}; its fragments are {}",
+                location.uri(),
+                crate::dataset::fragments::fragment_ranges(&ids)
+            )));
+        }
+        fragments.retain(|(id, _)| wanted.contains(id));
+    }
     Ok(fragments
         .chunks(request.fragments_per_task)
         .map(|group| ReadTask {
@@ -92,6 +141,7 @@ pub async fn plan_read(
             rows: group.iter().map(|(_, rows)| rows).sum(),
             columns: request.columns.clone(),
             filter: request.filter.clone(),
+            with_metadata: request.with_metadata,
         })
         .collect())
 }
@@ -141,6 +191,9 @@ pub async fn read(task: &ReadTask) -> Result<(SchemaRef, Vec<RecordBatch>)> {
             .filter(filter)
             .map_err(|e| location.lance_error("read", e))?;
     }
+    if task.with_metadata {
+        scanner.with_row_address();
+    }
     let stream = scanner
         .try_into_stream()
         .await
@@ -150,5 +203,33 @@ pub async fn read(task: &ReadTask) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         .try_collect::<Vec<_>>()
         .await
         .map_err(|e| location.lance_error("read", e))?;
-    Ok((schema, batches))
+    if !task.with_metadata {
+        return Ok((schema, batches));
+    }
+    with_fragment_ids(schema, batches)
+}
+
+/// `_fragid` (the upper 32 bits of `_rowaddr`) after the columns read.
+fn with_fragment_ids(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(FRAGMENT_ID, DataType::UInt64, true));
+    let extended = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let batches = batches
+        .into_iter()
+        .map(|batch| {
+            let addresses = batch
+                .column_by_name(ROW_ADDR)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+                .ok_or_else(|| Error::Internal("the read returned no _rowaddr".into()))?;
+            let fragment_ids: UInt64Array = addresses.unary(|address| address >> 32);
+            let mut columns = batch.columns().to_vec();
+            columns.push(Arc::new(fragment_ids));
+            RecordBatch::try_new(extended.clone(), columns)
+                .map_err(|e| Error::Internal(format!("add _fragid: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((extended, batches))
 }

@@ -24,6 +24,9 @@ use lance_table::format::Fragment;
 use serde::{Deserialize, Serialize};
 
 pub mod input;
+pub mod layout;
+
+pub use layout::{Layout, StorageVersion};
 
 use crate::dataset::commit;
 use crate::error::{bail_invalid, ensure_invalid, Error, Result};
@@ -78,6 +81,8 @@ pub struct IngestRequest {
     /// writes nothing and reports that version (a re-run after a lost or
     /// killed commit cannot append the rows twice).
     pub idempotency_key: Option<String>,
+    /// File format and stable row ids of a new dataset (see [`layout`]).
+    pub layout: Layout,
 }
 
 impl IngestRequest {
@@ -90,6 +95,7 @@ impl IngestRequest {
             max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
             columns: None,
             idempotency_key: None,
+            layout: Layout::default(),
         }
     }
 }
@@ -145,6 +151,10 @@ pub struct IngestPlan {
     pub tasks: Vec<IngestTask>,
     /// Stored with the commit (see [`IngestRequest::idempotency_key`]).
     pub idempotency_key: Option<String>,
+    /// The file format every task writes (and a new dataset records).
+    pub storage_version: LanceFileVersion,
+    /// Stable row ids for a new dataset (an append keeps the dataset's).
+    pub stable_row_ids: bool,
 }
 
 /// What an ingest did.
@@ -278,6 +288,11 @@ pub async fn plan(
     let files = resolve_inputs(&request.inputs, request.format)?;
     let existing = location.open_if_exists().await?;
     check_mode(location, request.mode, existing.as_ref())?;
+    let layout = layout::resolve(
+        &request.layout,
+        request.mode == WriteMode::Append,
+        existing.as_ref(),
+    )?;
 
     // Each input's own schema, projected to --columns.
     let mut input_schemas = Vec::with_capacity(files.len());
@@ -291,20 +306,14 @@ pub async fn plan(
     }
     let strict = request.columns.is_none();
 
-    let (schema, read_version, append_to_version, storage_version) = match (request.mode, &existing)
-    {
+    let (schema, read_version, append_to_version) = match (request.mode, &existing) {
         (WriteMode::Append, Some(ds)) => {
             let target = ArrowSchema::from(ds.schema());
             for ((file, _), schema) in files.iter().zip(&input_schemas) {
                 check_fits(file, schema, &target)?;
             }
             let version = ds.version().version;
-            let storage = ds
-                .manifest()
-                .data_storage_format
-                .lance_file_format()
-                .to_selector();
-            (target, version, Some(version), Some(storage))
+            (target, version, Some(version))
         }
         _ => {
             let merged = ArrowSchema::try_merge(input_schemas.iter().cloned()).map_err(|e| {
@@ -315,7 +324,7 @@ pub async fn plan(
             })?;
             ensure_invalid!(!merged.fields().is_empty(), "the input has no columns");
             let version = existing.as_ref().map(|d| d.version().version).unwrap_or(0);
-            (merged, version, None, None)
+            (merged, version, None)
         }
     };
     // Fail now, not in a worker, when Lance cannot store a column type.
@@ -339,7 +348,7 @@ pub async fn plan(
                 schema: schema.clone(),
                 strict,
                 append_to_version,
-                storage_version,
+                storage_version: Some(layout.storage_version),
                 max_rows_per_file: request.max_rows_per_file,
             });
         }
@@ -351,6 +360,8 @@ pub async fn plan(
         schema: Arc::new(schema),
         tasks,
         idempotency_key: request.idempotency_key.clone(),
+        storage_version: layout.storage_version,
+        stable_row_ids: layout.stable_row_ids,
     })
 }
 
@@ -563,9 +574,15 @@ pub async fn commit(plan: &IngestPlan, outputs: Vec<IngestTaskOutput>) -> Result
     };
     let location = &plan.location;
     location.pin_memory_store().await?;
-    let builder = CommitBuilder::new(location.uri())
+    let mut builder = CommitBuilder::new(location.uri())
         .with_store_params(location.store_params())
         .with_session(location.session());
+    if plan.mode != WriteMode::Append {
+        // A new dataset (or a replaced one) records its layout.
+        builder = builder
+            .use_stable_row_ids(plan.stable_row_ids)
+            .with_storage_format(plan.storage_version);
+    }
     let dataset = commit::commit(
         location,
         builder,
@@ -689,6 +706,25 @@ pub struct StreamWrite {
     pub max_rows_per_file: usize,
     /// As [`IngestRequest::idempotency_key`].
     pub idempotency_key: Option<String>,
+    /// As [`IngestRequest::layout`].
+    pub layout: Layout,
+    /// Select the given data's columns by these names and cast them to
+    /// these types first (lance-ray's `schema=`): the schema a new dataset
+    /// gets, or what an append's data is read as.
+    pub schema: Option<ArrowSchema>,
+}
+
+impl StreamWrite {
+    /// A write in `mode` with default options.
+    pub fn new(mode: WriteMode) -> Self {
+        Self {
+            mode,
+            max_rows_per_file: DEFAULT_MAX_ROWS_PER_FILE,
+            idempotency_key: None,
+            layout: Layout::default(),
+            schema: None,
+        }
+    }
 }
 
 /// Write an Arrow stream (the Python package's tables and record batch
@@ -720,19 +756,42 @@ pub async fn write_stream(
     }
     let existing = location.open_if_exists().await?;
     check_mode(location, request.mode, existing.as_ref())?;
+    let layout = layout::resolve(
+        &request.layout,
+        request.mode == WriteMode::Append,
+        existing.as_ref(),
+    )?;
     let label = Path::new("the given data");
+    let source = match &request.schema {
+        Some(wanted) => {
+            let given = source.schema();
+            if let Some(missing) = wanted
+                .fields()
+                .iter()
+                .find(|f| given.field_with_name(f.name()).is_err())
+            {
+                bail_invalid!(
+                    "the given schema names column '{}', which the data does not have; the data \
+                     has: {}",
+                    missing.name(),
+                    column_list(given.as_ref())
+                );
+            }
+            input::conform(source, Arc::new(wanted.clone()), label, false)
+        }
+        None => source,
+    };
     let given = ArrowSchema::new(source.schema().fields().clone());
-    let (schema, read_version, storage_version) = match (request.mode, &existing) {
+    let (schema, read_version, append) = match (request.mode, &existing) {
         (WriteMode::Append, Some(ds)) => {
             let target = ArrowSchema::from(ds.schema());
             check_fits(label, &given, &target)?;
-            let storage = ds.manifest().data_storage_format.lance_file_format();
-            (target, ds.version().version, Some(storage.to_selector()))
+            (target, ds.version().version, true)
         }
         _ => {
             ensure_invalid!(!given.fields().is_empty(), "the data has no columns");
             let version = existing.as_ref().map_or(0, |d| d.version().version);
-            (given, version, None)
+            (given, version, false)
         }
     };
     let lance_schema = LanceSchema::try_from(&schema).map_err(|e| {
@@ -743,8 +802,8 @@ pub async fn write_stream(
     let target = FragmentTarget {
         schema: &lance_schema,
         max_rows_per_file: request.max_rows_per_file,
-        append: storage_version.is_some(),
-        storage_version,
+        append,
+        storage_version: Some(layout.storage_version),
     };
     let (fragments, rows_written) = write_fragments(location, &target, reader, label).await?;
     let fragments_written = fragments.len();
@@ -755,6 +814,8 @@ pub async fn write_stream(
         schema,
         tasks: Vec::new(),
         idempotency_key: request.idempotency_key.clone(),
+        storage_version: layout.storage_version,
+        stable_row_ids: layout.stable_row_ids,
     };
     let output = IngestTaskOutput {
         input: label.to_path_buf(),

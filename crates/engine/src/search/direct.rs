@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, UInt32Array};
 
+use lance::dataset::scanner::Scanner;
 use lance::dataset::Dataset;
 use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
 use lance_index::metrics::NoOpMetricsCollector;
@@ -219,7 +220,7 @@ impl DirectIndex {
         index: Option<&ColumnIndex>,
         request: &VectorSearchRequest,
     ) -> Result<Option<Self>> {
-        let (Some(index), Some(nprobes)) = (index, request.nprobes) else {
+        let (Some(index), Some(nprobes)) = (index, request.probes().fixed()) else {
             return Ok(None);
         };
         if !Self::applies(dataset, column, index, request) {
@@ -233,7 +234,7 @@ impl DirectIndex {
 
     /// Whether a search of `request` through `index` can take the direct
     /// path: the index allows it (see [`ColumnIndex::direct`]), the probe
-    /// count is fixed, no filter needs lance's prefilter, and the vectors are
+    /// count is fixed (not adaptive), no filter needs lance's prefilter, and the vectors are
     /// float32 (a float16 column's query needs lance's casts).
     pub(crate) fn applies(
         dataset: &Dataset,
@@ -248,7 +249,7 @@ impl DirectIndex {
                     if item.data_type() == &arrow_schema::DataType::Float32
             )
         });
-        index.direct && float32 && request.nprobes.is_some() && request.filter.is_none()
+        index.direct && float32 && request.probes().fixed().is_some() && request.filter.is_none()
     }
 
     /// The segments `uuids` of `column`'s index, opened for direct search.
@@ -284,6 +285,7 @@ impl DirectIndex {
         query: &[f32],
         k: usize,
         refine_factor: Option<u32>,
+        range: DistanceRange,
     ) -> Result<Option<Vec<(f32, u64)>>> {
         let err = |e| location.lance_error("vector search", e);
         let mut key: ArrayRef = Arc::new(Float32Array::from(query.to_vec()));
@@ -301,8 +303,10 @@ impl DirectIndex {
             column: column.to_string(),
             key,
             k,
-            lower_bound: None,
-            upper_bound: None,
+            // The partitions' own search bounds the approximate distances,
+            // as in lance's plan.
+            lower_bound: range.lower,
+            upper_bound: range.upper,
             minimum_nprobes: self.nprobes,
             maximum_nprobes: Some(self.nprobes),
             search_effort: 0.5,
@@ -353,6 +357,7 @@ pub(crate) async fn hits_from_candidates(
     query: &[f32],
     k: usize,
     refine: bool,
+    range: DistanceRange,
     mut approx: Vec<(f32, u64)>,
     exact: Vec<(f32, u64)>,
 ) -> Result<Vec<Hit>> {
@@ -381,8 +386,12 @@ pub(crate) async fn hits_from_candidates(
                 let candidates = batch.slice(0, approx_rows);
                 let distances =
                     distances_in(&candidates, &prepared.column, prepared.metric, query)?;
-                let mut scored: Vec<(f32, u64)> =
-                    distances.into_iter().zip(ids.iter().copied()).collect();
+                // lance bounds the exact distances of a refine again.
+                let mut scored: Vec<(f32, u64)> = distances
+                    .into_iter()
+                    .zip(ids.iter().copied())
+                    .filter(|(d, _)| range.contains(*d))
+                    .collect();
                 scored.extend(exact.iter().copied());
                 scored
             }
@@ -446,7 +455,31 @@ pub(crate) async fn flat_candidates(
     k: usize,
     fragments: &[u32],
     filter: Option<&str>,
+    range: DistanceRange,
 ) -> Result<Vec<(u64, f32)>> {
+    let scanner = flat_scanner(
+        location, dataset, column, metric, query, k, fragments, filter, range,
+    )?;
+    let batch = scanner
+        .try_into_batch()
+        .await
+        .map_err(|e| location.lance_error("flat vector search", e))?;
+    ids_and_distances(&batch)
+}
+
+/// Lance's exact scan behind [`flat_candidates`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn flat_scanner(
+    location: &Location,
+    dataset: &Dataset,
+    column: &str,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    fragments: &[u32],
+    filter: Option<&str>,
+    range: DistanceRange,
+) -> Result<Scanner> {
     let err = |e| location.lance_error("flat vector search", e);
     let fragments: Vec<Fragment> = dataset
         .fragments()
@@ -466,9 +499,11 @@ pub(crate) async fn flat_candidates(
     scanner.with_fragments(fragments);
     scanner.use_index(false);
     scanner.distance_metric(metric.to_lance());
+    if !range.is_unbounded() {
+        scanner.distance_range(range.lower, range.upper);
+    }
     scanner.with_row_id();
-    let batch = scanner.try_into_batch().await.map_err(err)?;
-    ids_and_distances(&batch)
+    Ok(scanner)
 }
 
 pub(crate) fn ids_and_distances(batch: &RecordBatch) -> Result<Vec<(u64, f32)>> {

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use arrow_array::Float32Array;
 
+use lance::dataset::scanner::Scanner;
 use lance::dataset::Dataset;
 
 use serde::{Deserialize, Serialize};
@@ -70,8 +71,12 @@ pub struct VectorSearchTask {
     pub queries: Matrix,
     /// Candidates to return per query.
     pub fetch: usize,
-    /// Partitions probed per segment.
-    pub nprobes: Option<usize>,
+    /// Partitions probed per segment (fixed or adaptive bounds).
+    #[serde(flatten)]
+    pub probes: Probes,
+    /// Distances kept.
+    #[serde(default)]
+    pub range: DistanceRange,
     /// SQL predicate, applied before ranking.
     pub filter: Option<String>,
     /// The metric (the index's).
@@ -83,6 +88,10 @@ pub struct VectorSearchTask {
     /// directly instead of planning a scan per query.
     #[serde(default)]
     pub direct: bool,
+    /// Run lance's plan for the first query with metrics (`analyze_plan`)
+    /// instead of searching: the output carries the analysis, no hits.
+    #[serde(default)]
+    pub analyze: bool,
 }
 
 /// Candidates of one task: per query, `(row id, distance)`, best first.
@@ -90,6 +99,9 @@ pub struct VectorSearchTask {
 pub struct VectorSearchOutput {
     /// Per query.
     pub hits: Vec<Vec<(u64, f32)>>,
+    /// Lance's analysed plan, for an `analyze` task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<String>,
 }
 
 /// The distributed search task as the worker knows it.
@@ -123,87 +135,109 @@ pub async fn execute_search_task(task: VectorSearchTask) -> Result<VectorSearchO
             .open(Some(&VersionSpec::Number(task.version)))
             .await?,
     );
-    let mut hits = Vec::with_capacity(task.queries.rows());
-    match &task.part {
-        SearchPart::Flat { fragments } => {
-            for i in 0..task.queries.rows() {
-                hits.push(
-                    flat_candidates(
-                        location,
-                        &dataset,
-                        &task.column,
-                        task.metric,
-                        task.queries.row(i),
-                        task.fetch,
-                        fragments,
-                        task.filter.as_deref(),
-                    )
-                    .await?,
-                );
-            }
-        }
-        SearchPart::Segments { uuids } => {
-            let direct = match (task.direct, task.nprobes, &task.filter) {
-                (true, Some(nprobes), None) => {
-                    let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
-                    Some(
-                        DirectIndex::open_segments(
-                            location,
-                            &dataset,
-                            &task.column,
-                            &uuids,
-                            nprobes,
-                        )
-                        .await?,
-                    )
-                }
-                _ => None,
-            };
-            let segment_ids = uuids
-                .iter()
-                .map(|u| {
-                    uuid::Uuid::parse_str(u)
-                        .map_err(|e| Error::Internal(format!("segment id '{u}': {e}")))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            for i in 0..task.queries.rows() {
-                let query = task.queries.row(i);
-                if let Some(direct) = &direct {
-                    let found = direct
-                        .candidates(location, &task.column, task.metric, query, task.fetch, None)
-                        .await?;
-                    if let Some(found) = found {
-                        hits.push(found.into_iter().map(|(d, id)| (id, d)).collect());
-                        continue;
-                    }
-                }
-                let err = |e| location.lance_error("vector search task", e);
-                let mut scanner = dataset.scan();
-                scanner.project(&[DISTANCE]).map_err(err)?;
-                scanner
-                    .nearest(
-                        &task.column,
-                        &Float32Array::from(query.to_vec()),
-                        task.fetch,
-                    )
-                    .map_err(err)?;
-                if let Some(n) = task.nprobes {
-                    scanner.nprobes(n);
-                }
-                if let Some(filter) = &task.filter {
-                    scanner.filter(filter).map_err(err)?;
-                    scanner.prefilter(true);
-                }
-                scanner
-                    .with_index_segments(segment_ids.clone())
-                    .map_err(err)?;
-                scanner.with_row_id();
-                let batch = scanner.try_into_batch().await.map_err(err)?;
-                hits.push(ids_and_distances(&batch)?);
-            }
-        }
+    if task.analyze {
+        let analysis = match task.queries.rows() {
+            0 => String::new(),
+            _ => task_scanner(&task, &dataset, task.queries.row(0))?
+                .analyze_plan()
+                .await
+                .map_err(|e| location.lance_error("analyze the search plan", e))?,
+        };
+        return Ok(VectorSearchOutput {
+            hits: Vec::new(),
+            analysis: Some(analysis),
+        });
     }
-    Ok(VectorSearchOutput { hits })
+    let direct = match (&task.part, task.direct, task.probes.fixed(), &task.filter) {
+        (SearchPart::Segments { uuids }, true, Some(nprobes), None) => {
+            let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
+            Some(
+                DirectIndex::open_segments(location, &dataset, &task.column, &uuids, nprobes)
+                    .await?,
+            )
+        }
+        _ => None,
+    };
+    let mut hits = Vec::with_capacity(task.queries.rows());
+    for i in 0..task.queries.rows() {
+        let query = task.queries.row(i);
+        if let Some(direct) = &direct {
+            let found = direct
+                .candidates(
+                    location,
+                    &task.column,
+                    task.metric,
+                    query,
+                    task.fetch,
+                    None,
+                    task.range,
+                )
+                .await?;
+            if let Some(found) = found {
+                hits.push(found.into_iter().map(|(d, id)| (id, d)).collect());
+                continue;
+            }
+        }
+        let batch = task_scanner(&task, &dataset, query)?
+            .try_into_batch()
+            .await
+            .map_err(|e| location.lance_error("vector search task", e))?;
+        hits.push(ids_and_distances(&batch)?);
+    }
+    Ok(VectorSearchOutput {
+        hits,
+        analysis: None,
+    })
+}
+
+/// Lance's scan of `query` over what `task` covers: its segments through
+/// the index (approximate distances, no refine: the driver refines), or its
+/// fragments exactly.
+fn task_scanner(task: &VectorSearchTask, dataset: &Dataset, query: &[f32]) -> Result<Scanner> {
+    let location = &task.location;
+    let uuids = match &task.part {
+        SearchPart::Flat { fragments } => {
+            return flat_scanner(
+                location,
+                dataset,
+                &task.column,
+                task.metric,
+                query,
+                task.fetch,
+                fragments,
+                task.filter.as_deref(),
+                task.range,
+            )
+        }
+        SearchPart::Segments { uuids } => uuids,
+    };
+    let segment_ids = uuids
+        .iter()
+        .map(|u| {
+            uuid::Uuid::parse_str(u).map_err(|e| Error::Internal(format!("segment id '{u}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let err = |e| location.lance_error("vector search task", e);
+    let mut scanner = dataset.scan();
+    scanner.project(&[DISTANCE]).map_err(err)?;
+    scanner
+        .nearest(
+            &task.column,
+            &Float32Array::from(query.to_vec()),
+            task.fetch,
+        )
+        .map_err(err)?;
+    task.probes.configure(&mut scanner);
+    if !task.range.is_unbounded() {
+        scanner.distance_range(task.range.lower, task.range.upper);
+    }
+    if let Some(filter) = &task.filter {
+        scanner.filter(filter).map_err(err)?;
+        scanner.prefilter(true);
+    }
+    scanner.with_index_segments(segment_ids).map_err(err)?;
+    scanner.with_row_id();
+    Ok(scanner)
 }
 
 /// The distributed search plan: tasks over whole segments and unindexed fragments.
@@ -224,11 +258,13 @@ pub fn plan_search_tasks(
         column: column.to_string(),
         queries: request.queries.clone(),
         fetch,
-        nprobes: request.nprobes,
+        probes: request.probes(),
+        range: request.distance_range,
         filter: request.filter.clone(),
         metric,
         part,
         direct: false,
+        analyze: false,
     };
     let mut tasks = Vec::new();
     let mut unindexed: Vec<(u32, u64)> = fragments.to_vec();
@@ -345,6 +381,7 @@ pub(crate) async fn distributed_in(
             request.queries.row(q),
             k,
             request.refine_factor.is_some(),
+            request.distance_range,
             approx,
             exact,
         )

@@ -9,11 +9,14 @@
 //! - [`vector`]: one vector search in this process (the direct path when it
 //!   applies, lance's query plan otherwise);
 //! - [`distributed`]: the same search as plan → segment / flat tasks → merge;
+//! - [`analyze`]: lance's plan of a search with its metrics (`analyze_plan`),
+//!   in-process or per distributed task;
 //! - [`text`]: full-text search; [`hybrid`]: both legs fused (RRF / linear);
 //! - [`retrieval`]: the long-lived service state of `serve`;
 //! - [`table`]: results as one typed Arrow record batch (the Python package's
 //!   tables).
 
+pub mod analyze;
 pub(crate) mod direct;
 pub mod distributed;
 pub mod hybrid;
@@ -28,7 +31,9 @@ pub use distributed::{
     VectorSearchOutput, VectorSearchTask,
 };
 pub use query::{
-    rows_as_json, Hit, QueryHits, SearchResults, VectorSearchRequest, DISTANCE, ROW_ID,
+    rows_as_json, DistanceRange, Hit, Probes, QueryHits, SearchResults, VectorSearchRequest,
+    DISTANCE, ROW_ID,
 };
 
+pub use analyze::{analyze_vector_search, PlanAnalysis, PlanSection};
 pub use vector::{query_from_row, search_vectors, VectorSearcher};

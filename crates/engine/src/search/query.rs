@@ -47,6 +47,78 @@ pub struct VectorSearchRequest {
     /// or last optimised are left out (lance's `fast_search`; lance-ray's
     /// `include_unindexed=False`). Needs a vector index.
     pub fast_search: bool,
+    /// Adaptive probing: at least this many partitions per segment, more
+    /// while fewer than `k` rows are found (lance's `minimum_nprobes`;
+    /// overrides `nprobes` as the lower bound).
+    pub minimum_nprobes: Option<usize>,
+    /// Adaptive probing: at most this many partitions per segment (lance's
+    /// `maximum_nprobes`; overrides `nprobes` as the upper bound).
+    pub maximum_nprobes: Option<usize>,
+    /// Keep only rows whose distance lies in this range (lance's
+    /// `distance_range`).
+    pub distance_range: DistanceRange,
+}
+
+/// The distances a search keeps: `lower` inclusive, `upper` exclusive, as
+/// lance's `distance_range` (the index's approximate distances are bounded
+/// while searching, the exact ones again after a refine).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DistanceRange {
+    /// Smallest distance kept.
+    pub lower: Option<f32>,
+    /// Distances at or above this are left out.
+    pub upper: Option<f32>,
+}
+
+impl DistanceRange {
+    /// Whether `distance` is kept.
+    pub fn contains(&self, distance: f32) -> bool {
+        self.lower.is_none_or(|l| distance >= l) && self.upper.is_none_or(|u| distance < u)
+    }
+
+    /// Whether neither bound is set.
+    pub fn is_unbounded(&self) -> bool {
+        self.lower.is_none() && self.upper.is_none()
+    }
+}
+
+/// How many IVF partitions a search probes: a fixed count, or lance's
+/// adaptive probing between a minimum and a maximum (explicit bounds
+/// override `nprobes`, as lance resolves them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probes {
+    /// Fixed count (both bounds).
+    pub nprobes: Option<usize>,
+    /// Lower bound.
+    #[serde(default)]
+    pub minimum: Option<usize>,
+    /// Upper bound.
+    #[serde(default)]
+    pub maximum: Option<usize>,
+}
+
+impl Probes {
+    /// The probe count when both bounds resolve to one number; `None` for
+    /// adaptive probing (lance's plan decides).
+    pub fn fixed(&self) -> Option<usize> {
+        match (self.minimum.or(self.nprobes), self.maximum.or(self.nprobes)) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Set on a lance scanner (after `nearest`), in lance's order.
+    pub(crate) fn configure(&self, scanner: &mut lance::dataset::scanner::Scanner) {
+        if let Some(n) = self.nprobes {
+            scanner.nprobes(n);
+        }
+        if let Some(n) = self.minimum {
+            scanner.minimum_nprobes(n);
+        }
+        if let Some(n) = self.maximum {
+            scanner.maximum_nprobes(n);
+        }
+    }
 }
 
 impl VectorSearchRequest {
@@ -63,6 +135,18 @@ impl VectorSearchRequest {
             metric: None,
             index: None,
             fast_search: false,
+            minimum_nprobes: None,
+            maximum_nprobes: None,
+            distance_range: DistanceRange::default(),
+        }
+    }
+
+    /// The request's probe settings.
+    pub fn probes(&self) -> Probes {
+        Probes {
+            nprobes: self.nprobes,
+            minimum: self.minimum_nprobes,
+            maximum: self.maximum_nprobes,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, RecordBatch};
 use futures::{StreamExt, TryStreamExt};
+use lance::dataset::scanner::Scanner;
 use lance::dataset::Dataset;
 
 use crate::error::{ensure_invalid, Error, Result};
@@ -36,6 +37,17 @@ pub(crate) async fn prepare(
         request.refine_factor,
         request.columns.as_deref(),
         request.filter.as_deref(),
+        Names::Flags,
+    )?;
+    limits::check_probe_bounds(
+        request.nprobes,
+        request.minimum_nprobes,
+        request.maximum_nprobes,
+        Names::Flags,
+    )?;
+    limits::check_distance_range(
+        request.distance_range.lower,
+        request.distance_range.upper,
         Names::Flags,
     )?;
     ensure_invalid!(request.queries.rows() > 0, "no query vectors given");
@@ -113,6 +125,21 @@ pub(crate) async fn search_one(
     request: &VectorSearchRequest,
     query: &[f32],
 ) -> Result<RecordBatch> {
+    let scanner = planned_scanner(location, prepared, request, query)?;
+    scanner
+        .try_into_batch()
+        .await
+        .map_err(|e| location.lance_error("vector search", e))
+}
+
+/// Lance's scan of one query as the request asks for it (what the search
+/// runs when the direct path does not apply, and what `analyze_plan` runs).
+pub(crate) fn planned_scanner(
+    location: &Location,
+    prepared: &Prepared,
+    request: &VectorSearchRequest,
+    query: &[f32],
+) -> Result<Scanner> {
     let err = |e| location.lance_error("vector search", e);
     let mut scanner = prepared.dataset.scan();
     let mut columns = prepared.projection.clone();
@@ -125,8 +152,9 @@ pub(crate) async fn search_one(
             request.k,
         )
         .map_err(err)?;
-    if let Some(n) = request.nprobes {
-        scanner.nprobes(n);
+    request.probes().configure(&mut scanner);
+    if !request.distance_range.is_unbounded() {
+        scanner.distance_range(request.distance_range.lower, request.distance_range.upper);
     }
     if let Some(f) = request.refine_factor {
         scanner.refine(f);
@@ -142,7 +170,7 @@ pub(crate) async fn search_one(
         scanner.fast_search();
     }
     scanner.with_row_id();
-    scanner.try_into_batch().await.map_err(err)
+    Ok(scanner)
 }
 
 /// A dataset opened once at one version, searched many times (what a
@@ -223,6 +251,7 @@ pub(crate) async fn search_in_with(
                                 query,
                                 request.k,
                                 request.refine_factor,
+                                request.distance_range,
                             )
                             .await?
                     }
@@ -246,6 +275,7 @@ pub(crate) async fn search_in_with(
                                 request.k,
                                 unindexed,
                                 None,
+                                request.distance_range,
                             )
                             .await?
                             .into_iter()
@@ -258,6 +288,7 @@ pub(crate) async fn search_in_with(
                             query,
                             request.k,
                             request.refine_factor.is_some(),
+                            request.distance_range,
                             candidates,
                             exact,
                         )
@@ -430,7 +461,9 @@ mod tests {
             assert_eq!(direct.hits.len(), task.queries.rows(), "{what}");
             assert_eq!(planned.hits.len(), task.queries.rows(), "{what}");
             for (q, (a, b)) in direct.hits.iter().zip(&planned.hits).enumerate() {
-                assert_eq!(a.len(), task.fetch, "{what}: query {q}");
+                if task.range.is_unbounded() {
+                    assert_eq!(a.len(), task.fetch, "{what}: query {q}");
+                }
                 let as_hits = |found: &[(u64, f32)]| QueryHits {
                     query: q,
                     hits: found
@@ -513,8 +546,33 @@ mod tests {
                     assert!(fast.results.iter().all(|q| q.hits.len() == 10), "{what}");
                     if columns.as_ref().is_some_and(|c| c.is_empty()) {
                         segment_tasks_answer_as_planned(&loc, &request, &what).await;
-                        let distributed = distributed(&loc, &request).await;
-                        assert_same(&distributed, &planned, &format!("{what}, distributed"));
+                        let spread = distributed(&loc, &request).await;
+                        assert_same(&spread, &planned, &format!("{what}, distributed"));
+                        // A distance range: bounded inside the partitions'
+                        // search, again after the refine, and in the merge.
+                        let first = &fast.results[0].hits;
+                        let mut ranged = request.clone();
+                        ranged.distance_range = DistanceRange {
+                            lower: Some(first[2].distance),
+                            upper: Some(first[8].distance),
+                        };
+                        let what = format!("{what}, distance range");
+                        let (fast, planned, direct) = both_paths(&loc, &ranged).await;
+                        assert!(direct, "{what}: the direct path applies");
+                        assert_same(&fast, &planned, &what);
+                        let hits: Vec<&Hit> = fast.results.iter().flat_map(|q| &q.hits).collect();
+                        // With a refine, lance bounds the approximate
+                        // distances first and the exact ones again: a range
+                        // cut from exact distances may keep nothing.
+                        assert!(refine.is_some() || !hits.is_empty(), "{what}");
+                        assert!(
+                            hits.iter()
+                                .all(|h| ranged.distance_range.contains(h.distance)),
+                            "{what}"
+                        );
+                        segment_tasks_answer_as_planned(&loc, &ranged, &what).await;
+                        let spread = distributed(&loc, &ranged).await;
+                        assert_same(&spread, &planned, &format!("{what}, distributed"));
                     }
                 }
             }
@@ -534,6 +592,14 @@ mod tests {
         let mut auto = request.clone();
         auto.nprobes = None;
         assert!(!both_paths(&loc, &auto).await.2, "lance's adaptive probing");
+        auto.minimum_nprobes = Some(2);
+        auto.maximum_nprobes = Some(6);
+        assert!(!both_paths(&loc, &auto).await.2, "adaptive between bounds");
+        auto.maximum_nprobes = Some(2);
+        assert!(
+            both_paths(&loc, &auto).await.2,
+            "bounds of one count are fixed"
+        );
         // A second index on the column: the request names the first.
         request.index = both_paths(&loc, &request).await.0.index;
         assert!(request.index.is_some());

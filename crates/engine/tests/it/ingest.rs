@@ -162,6 +162,107 @@ async fn append_and_overwrite_keep_history() {
     assert_eq!(latest_version(&loc).await, 3);
 }
 
+/// The file format and row id setting a new dataset is created with, kept
+/// by appends and overwrites; a different one for an existing dataset is
+/// refused before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_datasets_layout_is_kept_by_later_writes() {
+    use lance_file::version::LanceFileVersion;
+    use lanceflow::ingest::{Layout, StorageVersion};
+
+    let dir = tempfile::tempdir().unwrap();
+    let loc = local(dir.path(), "kb.lance");
+    let exec = lanceflow::local_executor(2);
+    let a = write_jsonl(dir.path(), "a.jsonl", 0, 300);
+    let b = write_jsonl(dir.path(), "b.jsonl", 300, 200);
+    let format = |ds: &lance::dataset::Dataset| {
+        ds.manifest()
+            .data_storage_format
+            .lance_file_format()
+            .to_selector()
+    };
+    let mut create = request(vec![a.clone()], WriteMode::Create, 100);
+    create.layout = Layout {
+        storage_version: Some("2.0".parse::<StorageVersion>().unwrap()),
+        stable_row_ids: true,
+    };
+    ingest(&loc, &create, &exec, &NoProgress).await.unwrap();
+    let ds = loc.open(None).await.unwrap();
+    assert_eq!(format(&ds), LanceFileVersion::V2_0);
+    assert!(ds.manifest().uses_stable_row_ids());
+    ingest(
+        &loc,
+        &request(vec![b.clone()], WriteMode::Append, 100),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let ds = loc.open(None).await.unwrap();
+    assert_eq!(format(&ds), LanceFileVersion::V2_0);
+    assert!(ds.manifest().uses_stable_row_ids());
+    // Stable row ids run 0..n over both writes.
+    let mut scanner = ds.scan();
+    scanner.with_row_id().project(&["id"]).unwrap();
+    let batch = scanner.try_into_batch().await.unwrap();
+    let row_ids = batch
+        .column_by_name("_rowid")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::UInt64Array>()
+        .unwrap();
+    let mut row_ids: Vec<u64> = row_ids.values().to_vec();
+    row_ids.sort();
+    assert_eq!(row_ids, (0..500).collect::<Vec<u64>>());
+    // An overwrite keeps the format unless asked.
+    ingest(
+        &loc,
+        &request(vec![b.clone()], WriteMode::Overwrite, 100),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        format(&loc.open(None).await.unwrap()),
+        LanceFileVersion::V2_0
+    );
+    let version = latest_version(&loc).await;
+    let mut other = request(vec![b.clone()], WriteMode::Append, 100);
+    other.layout.storage_version = Some("2.1".parse().unwrap());
+    let err = ingest(&loc, &other, &exec, &NoProgress).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("stores lance format 2.0, not 2.1")),
+        "{err}"
+    );
+    let plain = local(dir.path(), "plain.lance");
+    ingest(
+        &plain,
+        &request(vec![a.clone()], WriteMode::Create, 100),
+        &exec,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(!plain
+        .open(None)
+        .await
+        .unwrap()
+        .manifest()
+        .uses_stable_row_ids());
+    let mut stable = request(vec![b], WriteMode::Append, 100);
+    stable.layout.stable_row_ids = true;
+    let err = ingest(&plain, &stable, &exec, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("without stable row ids")),
+        "{err}"
+    );
+    assert_eq!(latest_version(&loc).await, version, "nothing committed");
+    assert_eq!(latest_version(&plain).await, 1, "nothing committed");
+}
+
 fn sample_batch(start: i64, n: i64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, true),

@@ -10,7 +10,8 @@ use lanceflow::index::vector::{
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
 use lanceflow::progress::NoProgress;
 use lanceflow::search::{
-    search_vectors, search_vectors_distributed, SearchResults, VectorSearchRequest,
+    analyze_vector_search, search_vectors, search_vectors_distributed, DistanceRange,
+    SearchResults, VectorSearchRequest,
 };
 use lanceflow::spine::run_tasks;
 use lanceflow::vectors::{
@@ -253,6 +254,56 @@ async fn ivf_pq_refine_artifacts_and_unindexed_fragments() {
         found.results[0].hits[0].distance > 1e-5,
         "the new row is not indexed"
     );
+
+    // A distance range (lower inclusive, upper exclusive) over indexed and
+    // new rows: both modes keep the same hits, all in range. (Unrefined: with
+    // a refine lance bounds the approximate distances first, the exact ones
+    // again; the unit tests hold that path to lance's plan.)
+    let mut unrefined = request.clone();
+    unrefined.refine_factor = None;
+    let full = search_vectors(&loc, None, &unrefined, 2).await.unwrap();
+    let first = &full.results[0].hits;
+    let mut ranged = unrefined.clone();
+    ranged.distance_range = DistanceRange {
+        lower: Some(first[1].distance),
+        upper: Some(first[first.len() - 2].distance),
+    };
+    let local = search_vectors(&loc, None, &ranged, 2).await.unwrap();
+    let dist = search_vectors_distributed(&loc, None, &ranged, &exec)
+        .await
+        .unwrap();
+    assert_same_hits(&local, &dist, "distance range");
+    let kept: Vec<f32> = local.results[0].hits.iter().map(|h| h.distance).collect();
+    assert!(!kept.is_empty() && kept.len() < first.len(), "{kept:?}");
+    assert!(local
+        .results
+        .iter()
+        .flat_map(|q| &q.hits)
+        .all(|h| ranged.distance_range.contains(h.distance)));
+
+    // analyze_plan: lance's plan with metrics, once in-process, once per task.
+    let analysed = analyze_vector_search(&loc, None, &request, None)
+        .await
+        .unwrap();
+    assert_eq!(analysed.sections.len(), 1);
+    assert_eq!(analysed.sections[0].kind, "in-process");
+    assert!(analysed.text().contains("metrics="), "{}", analysed.text());
+    let analysed = analyze_vector_search(&loc, None, &request, Some(&exec))
+        .await
+        .unwrap();
+    let dist = search_vectors_distributed(&loc, None, &request, &exec)
+        .await
+        .unwrap();
+    assert_eq!(analysed.sections.len(), dist.tasks);
+    let kinds: Vec<&str> = analysed.sections.iter().map(|s| s.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"index segments") && kinds.contains(&"flat scan"),
+        "{kinds:?}"
+    );
+    assert!(analysed
+        .sections
+        .iter()
+        .all(|s| s.analysis.contains("metrics=")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,6 +405,20 @@ async fn bad_input_is_refused_and_leaves_the_dataset_alone() {
     fast.fast_search = true;
     let err = search_vectors(&loc, None, &fast, 2).await.unwrap_err();
     expect(err, "invalid_input", "has no vector index");
+    let mut crossed = VectorSearchRequest::new(queries.clone(), 3);
+    crossed.nprobes = Some(8);
+    crossed.maximum_nprobes = Some(4);
+    let err = search_vectors(&loc, None, &crossed, 2).await.unwrap_err();
+    expect(err, "invalid_input", "probe bounds are crossed");
+    let mut empty = VectorSearchRequest::new(queries.clone(), 3);
+    empty.distance_range = DistanceRange {
+        lower: Some(0.5),
+        upper: Some(0.25),
+    };
+    let err = search_vectors_distributed(&loc, None, &empty, &exec)
+        .await
+        .unwrap_err();
+    expect(err, "invalid_input", "distance range is empty");
 
     // An index, then a refused --no-replace and refused searches.
     let mut r = build("vector", VectorIndexType::IvfFlat);

@@ -10,6 +10,7 @@ exception class of their engine error kind. No command line is built.
 
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import tempfile
@@ -118,13 +119,18 @@ def ingest(
     max_rows_per_file: Optional[int] = None,
     columns: Optional[Sequence[str]] = None,
     idempotency_key: Optional[str] = None,
+    data_storage_version: Optional[str] = None,
+    enable_stable_row_ids: bool = False,
     **common: Any,
 ) -> Dict[str, Any]:
     """Load JSONL, Parquet, CSV or Arrow files into a dataset: one task per
     file (or part of a large JSONL file), one commit. With Ray, the files must
     be readable from every node (a shared filesystem). ``idempotency_key``
     names the job: re-run with the same key after it had committed, it
-    writes nothing (``already_applied`` in the report)."""
+    writes nothing (``already_applied`` in the report).
+    ``data_storage_version`` ("2.0", "2.1", "2.2", "stable", "legacy") and
+    ``enable_stable_row_ids`` lay out a new dataset; an append keeps the
+    dataset's (asking for another is an error)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     return _native.ingest(
@@ -136,6 +142,8 @@ def ingest(
         max_rows_per_file,
         list(columns) if columns is not None else None,
         idempotency_key,
+        data_storage_version=data_storage_version,
+        enable_stable_row_ids=bool(enable_stable_row_ids),
     )
 
 
@@ -148,6 +156,9 @@ def write_lance(
     staging_dir: Optional[str] = None,
     min_rows_per_file: Optional[int] = None,
     idempotency_key: Optional[str] = None,
+    schema: Optional[pa.Schema] = None,
+    data_storage_version: Optional[str] = None,
+    enable_stable_row_ids: bool = False,
     **common: Any,
 ) -> Dict[str, Any]:
     """Write a pyarrow Table or RecordBatchReader (anything with
@@ -160,7 +171,14 @@ def write_lance(
     files (written by its blocks in parallel; ``min_rows_per_file`` lets Ray
     gather small blocks) and ingested with one task per file and one commit;
     the staging directory (default: a temporary one, which must be visible
-    to every node when the executor is Ray) is removed afterwards."""
+    to every node when the executor is Ray) is removed afterwards.
+
+    ``schema`` selects the data's columns by its names and casts them to its
+    types first; ``data_storage_version`` and ``enable_stable_row_ids`` lay
+    out a new dataset (see :func:`ingest`)."""
+    if schema is not None and not isinstance(schema, pa.Schema):
+        raise errors.InvalidInputError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
+    layout = dict(data_storage_version=data_storage_version, enable_stable_row_ids=bool(enable_stable_row_ids))
     if not (hasattr(data, "write_parquet") and hasattr(data, "map_batches")):
         if not (isinstance(data, (pa.Table, pa.RecordBatchReader)) or hasattr(data, "__arrow_c_stream__")):
             if isinstance(data, pa.RecordBatch):
@@ -174,7 +192,17 @@ def write_lance(
                         f"DataFrame or a Ray Dataset, not {type(data).__name__} ({e})"
                     ) from None
         return _native.write_arrow(
-            _common(common), data, uri, mode, max_rows_per_file, idempotency_key
+            _common(common), data, uri, mode, max_rows_per_file, idempotency_key, schema=schema, **layout
+        )
+    if schema is not None:
+        missing = [n for n in schema.names if n not in data.schema().names]
+        if missing:
+            raise errors.InvalidInputError(
+                f"the given schema names column(s) {missing} the data does not have; "
+                f"the data has: {data.schema().names}"
+            )
+        data = data.map_batches(
+            lambda block: block.select(schema.names).cast(schema), batch_format="pyarrow"
         )
     owned = staging_dir is None
     stage = staging_dir or tempfile.mkdtemp(prefix="lanceflow-stage-")
@@ -195,11 +223,28 @@ def write_lance(
             format="parquet",
             max_rows_per_file=max_rows_per_file,
             idempotency_key=idempotency_key,
+            **layout,
             **common,
         )
     finally:
         if owned:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _fragment_ids(ids: Optional[Sequence[int]]) -> Optional[List[int]]:
+    """Fragment ids as whole numbers from 0 to 2³²−1."""
+    if ids is None:
+        return None
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise errors.InvalidInputError(f"fragment_ids must be a list of fragment ids, not {ids!r}")
+    out = []
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= int(i) < 2**32:
+            raise errors.InvalidInputError(
+                f"fragment_ids holds {i!r}; fragment ids are whole numbers from 0 (see info())"
+            )
+        out.append(int(i))
+    return out
 
 
 def read_lance(
@@ -210,10 +255,17 @@ def read_lance(
     version: Optional[int] = None,
     tag: Optional[str] = None,
     fragments_per_task: Optional[int] = None,
+    fragment_ids: Optional[Sequence[int]] = None,
+    with_metadata: bool = False,
     storage_options: Optional[Mapping[str, str]] = None,
     ray_remote_args: Optional[Mapping[str, Any]] = None,
 ) -> Any:
     """A Ray Dataset over one pinned version of a dataset.
+
+    ``fragment_ids`` reads only those fragments (in dataset order; an id the
+    version lacks is an error); ``with_metadata=True`` adds each row's
+    address ``_rowaddr`` and fragment id ``_fragid`` (both uint64) after the
+    columns, for joining results back to their rows.
 
     The driver pins the version (latest, ``version`` or ``tag``), checks the
     columns and the filter, and plans one read task per fragment (or per
@@ -236,6 +288,8 @@ def read_lance(
         list(columns) if columns is not None else None,
         filter,
         1 if fragments_per_task is None else fragments_per_task,
+        fragment_ids=_fragment_ids(fragment_ids),
+        with_metadata=bool(with_metadata),
     )
     if not tasks:
         raise errors.InvalidInputError(f"{uri} has no fragments to read")
@@ -311,6 +365,9 @@ def create_index(
     distributed_training: bool = False,
     seed: Optional[int] = None,
     keep_segments: bool = False,
+    rabitq_model: Optional[str] = None,
+    hnsw_m: Optional[int] = None,
+    hnsw_ef_construction: Optional[int] = None,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a vector index: train once, one segment per batch of fragments
@@ -323,7 +380,11 @@ def create_index(
     segments are merged into one before the commit (faster queries) unless
     ``keep_segments``: kept segments are what a distributed search spreads over.
     ``centroids`` / ``codebook``: pre-trained artifacts, a ``.npy`` path or
-    an array of rows (pyarrow FixedSizeList, numpy 2-D), used as given."""
+    an array of rows (pyarrow FixedSizeList, numpy 2-D), used as given.
+    ``rabitq_model`` (IVF_RQ): the JSON pylance's ``build_rq_model`` gives
+    (default: one random rotation minted for the build, shared by every
+    segment). ``num_bits``: 8 per PQ code or SQ value (4 for PQ too), 1 to 9
+    per dimension for IVF_RQ (default 5)."""
     if distributed_training:
         training = "distributed"
     return _native.create_vector_index(
@@ -334,7 +395,7 @@ def create_index(
         metric or "l2",
         num_partitions,
         num_sub_vectors,
-        8 if num_bits is None else num_bits,
+        num_bits,
         sample_rate,
         max_iters,
         name,
@@ -343,11 +404,12 @@ def create_index(
         _artifact(centroids, "centroids"),
         _artifact(codebook, "codebook"),
         save_artifacts,
-        None,
-        None,
+        hnsw_m,
+        hnsw_ef_construction,
         training or "auto",
         42 if seed is None else seed,
         bool(keep_segments),
+        rabitq_model=rabitq_model,
     )
 
 
@@ -368,11 +430,12 @@ def create_scalar_index(
     ascii_folding: Optional[bool] = None,
     max_token_length: Optional[int] = None,
     keep_segments: bool = False,
+    fragments: Optional[Sequence[int]] = None,
     **common: Any,
 ) -> Dict[str, Any]:
     """Build a scalar index (BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM,
     ZONEMAP) as segments on the workers, merged into one (unless
-    ``keep_segments``), one commit."""
+    ``keep_segments``), one commit; ``fragments`` indexes only those."""
     return _native.create_scalar_index(
         _common(common),
         uri,
@@ -380,7 +443,7 @@ def create_scalar_index(
         index_type,
         name,
         bool(replace),
-        None,
+        _fragment_ids(fragments),
         rows_per_segment,
         bool(keep_segments),
         bool(with_position),
@@ -415,8 +478,12 @@ def vector_search(
     version: Optional[int] = None,
     tag: Optional[str] = None,
     fast_search: bool = False,
+    minimum_nprobes: Optional[int] = None,
+    maximum_nprobes: Optional[int] = None,
+    distance_range: Optional[Tuple[Optional[float], Optional[float]]] = None,
+    analyze_plan: bool = False,
     **common: Any,
-) -> pa.Table:
+) -> Union[pa.Table, str]:
     """Nearest neighbours of one query vector or a batch (a list of vectors,
     a 2-D numpy array), of texts (embedded first) or of a stored row.
 
@@ -424,12 +491,29 @@ def vector_search(
     executor and merges a global top-k; ``False`` searches in this process.
     ``fast_search=True`` searches the indexed rows only (rows added since
     the index was built or optimised are left out).
+    ``minimum_nprobes`` / ``maximum_nprobes`` bound lance's adaptive
+    probing (each overrides ``nprobes`` on its side); ``distance_range=(lower,
+    upper)`` keeps hits with ``lower <= _distance < upper`` (either may be
+    ``None``).
     Returns one row per hit: ``query`` (position of the query), the requested
-    columns and ``_distance``."""
+    columns and ``_distance``. With ``analyze_plan=True`` it returns lance's
+    plan of the first query with its metrics instead, as text: one section
+    in-process, one per task when distributed."""
     values, dim = _vectors(query) if query is not None else (None, 0)
     if isinstance(query_text, str):
         query_text = [query_text]
-    batch = _native.vector_search(
+    if distance_range is not None:
+        if not isinstance(distance_range, (tuple, list)) or len(distance_range) != 2:
+            raise errors.InvalidInputError(
+                "distance_range must be a pair (lower, upper); either may be None"
+            )
+        try:
+            distance_range = tuple(None if b is None else float(b) for b in distance_range)
+        except (TypeError, ValueError):
+            raise errors.InvalidInputError(
+                f"distance_range bounds must be numbers or None, not {distance_range!r}"
+            ) from None
+    answer = _native.vector_search(
         _common(common),
         uri,
         values,
@@ -450,8 +534,14 @@ def vector_search(
         None,
         None,
         bool(fast_search),
+        minimum_nprobes=minimum_nprobes,
+        maximum_nprobes=maximum_nprobes,
+        distance_range=distance_range,
+        analyze_plan=bool(analyze_plan),
     )
-    return _table(batch)
+    if isinstance(answer, str):
+        return answer
+    return _table(answer)
 
 
 def search_text(

@@ -10,7 +10,7 @@ a :class:`~lanceflow.RayExecutor` per call, unless a global pool is set, which
 then serves every call with its warm actors. Nothing imports lance-ray.
 
 A parameter whose capability the engine does not have yet (namespaces,
-IVF_RQ, ``fragment_ids``, ``analyze_plan``, ...) raises
+IVF_RQ, ``block_size``, ...) raises
 ``NotImplementedError`` naming it; none is silently ignored.
 """
 
@@ -167,7 +167,7 @@ def _dataset(uri: str, storage_options: Optional[Dict[str, str]]) -> Any:
 
 # -- indexes -------------------------------------------------------------------
 
-_VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
+_VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_RQ", "IVF_HNSW_FLAT", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
 _SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP"}
 _FTS_PARAMS = {
     name: name
@@ -224,14 +224,17 @@ def create_index(
     if not column:
         raise errors.InvalidInputError("Column name cannot be empty")
     kind = str(getattr(index_type, "value", index_type)).upper()
-    if kind in ("IVF_RQ", "IVF_HNSW_FLAT"):
-        raise NotImplementedError(f"index_type {kind} is not supported by lanceflow yet")
     if kind not in _VECTOR_TYPES:
         raise errors.InvalidInputError(
             f"index_type must be one of {sorted(_VECTOR_TYPES)}, not {index_type!r}"
         )
-    _not_yet(rabitq_model=rabitq_model, block_size=block_size)
-    extra = _no_unknown("create_index", kwargs, {"num_bits": "num_bits", "max_iters": "max_iters"})
+    _not_yet(block_size=block_size)
+    extra = _no_unknown(
+        "create_index", kwargs, {"num_bits": "num_bits", "max_iters": "max_iters", "m": "hnsw_m",
+                                 "ef_construction": "hnsw_ef_construction"}
+    )
+    if rabitq_model is not None:
+        extra["rabitq_model"] = rabitq_model
     if isinstance(sample_rate, bool) or int(sample_rate) <= 0:
         raise errors.InvalidInputError(f"sample_rate must be positive, not {sample_rate!r}")
     # Arrow or numpy arrays go to the engine as they are (Arrow C data
@@ -295,12 +298,13 @@ def create_scalar_index(
         )
     _not_yet(
         train=not train,
-        fragment_ids=fragment_ids,
         index_uuid=index_uuid,
         block_size=block_size,
     )
     extra = _no_unknown("create_scalar_index", kwargs, _FTS_PARAMS)
     extra.update(_segments(uri, storage_options, num_segments))
+    if fragment_ids:
+        extra["fragments"] = list(fragment_ids)
     with _Executor(num_workers, ray_remote_args) as executor:
         api.create_scalar_index(
             uri,
@@ -399,7 +403,18 @@ def compact_files(
 
 # -- search ------------------------------------------------------------------------
 
-_NEAREST_KEYS = {"column", "q", "k", "metric", "distance_type", "nprobes", "minimum_nprobes", "refine_factor"}
+_NEAREST_KEYS = {
+    "column",
+    "q",
+    "k",
+    "metric",
+    "distance_type",
+    "nprobes",
+    "minimum_nprobes",
+    "maximum_nprobes",
+    "refine_factor",
+    "distance_range",
+}
 
 
 def vector_search(
@@ -423,7 +438,16 @@ def vector_search(
     scanner_options: Optional[Dict[str, Any]] = None,
 ) -> Union[pa.Table, str]:
     """The global top k of ``nearest["q"]`` over the dataset, searched by
-    index-segment ownership on the workers: a table sorted by ``_distance``."""
+    index-segment ownership on the workers: a table sorted by ``_distance``
+    (with ``analyze_plan=True``: lance's plan of each task with its metrics,
+    as text).
+
+    ``oversample_factor`` (at least 1) is accepted for lance-ray's signature
+    and changes nothing here: lance-ray's shards each refine and cut their own
+    top ``k × oversample_factor``, so more per shard means better recall;
+    lanceflow's segment tasks return their approximate candidates and the
+    driver selects and refines the global ``k × refine_factor`` of all of
+    them, which gives exactly the single-process answer already."""
     uri = _uri(uri, namespace_impl, namespace_properties, table_id)
     if not isinstance(nearest, dict):
         raise errors.InvalidInputError("nearest must be a dict with 'column', 'q' and 'k'")
@@ -438,14 +462,15 @@ def vector_search(
         raise errors.InvalidInputError(f"nearest['k'] must be a positive integer, not {k!r}")
     if nearest.get("q") is None:
         raise errors.InvalidInputError("nearest['q'] (the query vector) is required")
-    if not (float(oversample_factor) >= 1.0):
-        raise errors.InvalidInputError(f"oversample_factor must be at least 1, not {oversample_factor!r}")
-    _not_yet(
-        block_size=block_size,
-        oversample_factor=float(oversample_factor) != 1.0,
-        analyze_plan=analyze_plan,
-        scanner_options=scanner_options,
-    )
+    try:
+        oversample = float(oversample_factor)
+    except (TypeError, ValueError):
+        oversample = float("nan")
+    if not oversample >= 1.0 or math.isinf(oversample):
+        raise errors.InvalidInputError(
+            f"oversample_factor must be a number of at least 1, not {oversample_factor!r}"
+        )
+    _not_yet(block_size=block_size, scanner_options=scanner_options)
     if isinstance(columns, dict):
         raise NotImplementedError("columns: lanceflow.ray takes a list of column names, not a projection dict")
     query = nearest["q"]
@@ -458,7 +483,10 @@ def vector_search(
             [float(x) for x in query],
             k=k,
             column=column,
-            nprobes=nearest.get("nprobes") or nearest.get("minimum_nprobes"),
+            nprobes=nearest.get("nprobes"),
+            minimum_nprobes=nearest.get("minimum_nprobes"),
+            maximum_nprobes=nearest.get("maximum_nprobes"),
+            distance_range=nearest.get("distance_range"),
             refine_factor=nearest.get("refine_factor"),
             filter=filter,
             columns=columns,
@@ -468,9 +496,12 @@ def vector_search(
             # lance's fast_search and lance-ray's include_unindexed=False
             # both leave out the rows no index covers yet.
             fast_search=bool(fast_search) or not include_unindexed,
+            analyze_plan=bool(analyze_plan),
             executor=executor,
             storage_options=storage_options,
         )
+    if isinstance(table, str):
+        return table
     if "query" in table.column_names:
         table = table.drop_columns(["query"])
     if "_distance" in table.column_names:
@@ -500,17 +531,18 @@ def read_lance(
     with_metadata: bool = False,
 ) -> Any:
     """A Ray Dataset over one pinned version (``dataset_options={"version": v}``),
-    the projection and filter pushed down into each fragment's scan."""
+    the projection and filter pushed down into each fragment's scan;
+    ``fragment_ids`` reads only those fragments (an id the version lacks is
+    an error, where lance-ray skips it), ``with_metadata`` adds ``_rowaddr``
+    and ``_fragid``."""
     uri = _uri(uri, namespace_impl, namespace_properties, table_id)
     options = dict(dataset_options or {})
     version = options.pop("version", None)
     _not_yet(
         base_store_params=base_store_params,
         scanner_options=scanner_options,
-        fragment_ids=fragment_ids,
         concurrency=concurrency,
         override_num_blocks=override_num_blocks,
-        with_metadata=with_metadata,
         **{f"dataset_options['{k}']": v for k, v in options.items()},
     )
     tag = version if isinstance(version, str) else None
@@ -521,6 +553,9 @@ def read_lance(
         filter=filter,
         version=number,
         tag=tag,
+        # lance-ray reads every fragment for an empty list.
+        fragment_ids=list(fragment_ids) if fragment_ids else None,
+        with_metadata=with_metadata,
         storage_options=storage_options,
         ray_remote_args=ray_remote_args,
     )
@@ -563,9 +598,6 @@ def write_lance(
             "min_rows_per_file and max_rows_per_file must be positive, min ≤ max"
         )
     _not_yet(
-        schema=schema,
-        data_storage_version=data_storage_version,
-        enable_stable_row_ids=enable_stable_row_ids,
         base_store_params=base_store_params,
         initial_bases=initial_bases,
         target_bases=target_bases,
@@ -584,6 +616,9 @@ def write_lance(
             mode=mode,
             max_rows_per_file=int(max_rows_per_file),
             min_rows_per_file=int(min_rows_per_file),
+            schema=schema,
+            data_storage_version=data_storage_version,
+            enable_stable_row_ids=bool(enable_stable_row_ids),
             executor=executor,
             storage_options=storage_options,
         )

@@ -5,8 +5,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use arrow_array::types::Float32Type;
 use lance::index::vector::ivf::build_ivf_model;
 use lance::index::vector::pq::build_pq_model;
+use lance_index::vector::bq::builder::RabitQuantizer;
+use lance_index::vector::bq::storage::RabitQuantizationMetadata;
+use lance_index::vector::bq::RQRotationType;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::pq::PQBuildParams;
 use serde::{Deserialize, Serialize};
@@ -136,12 +140,67 @@ pub(crate) async fn train_or_load(
         max_iters: checked.max_iters,
         hnsw_m: request.hnsw_m,
         hnsw_ef_construction: request.hnsw_ef_construction,
+        rabitq_model: rabitq_model(request, checked)?,
     };
     Ok(Trained {
         params,
         trained_by,
         seconds,
     })
+}
+
+/// IVF_RQ's model, one for every segment: the given one (pylance's
+/// `build_rq_model` JSON), checked against the column and `--num-bits`, or
+/// a random fast rotation minted here.
+fn rabitq_model(
+    request: &VectorIndexRequest,
+    checked: &Checked,
+) -> Result<Option<serde_json::Value>> {
+    if request.index_type != VectorIndexType::IvfRq {
+        ensure_invalid!(
+            request.rabitq_model.is_none(),
+            "a RaBitQ model only applies to IVF_RQ indexes"
+        );
+        return Ok(None);
+    }
+    let bits = u8::try_from(checked.num_bits)
+        .map_err(|_| Error::InvalidInput("--num-bits is too large".into()))?;
+    let model = match &request.rabitq_model {
+        Some(text) => {
+            let model: RabitQuantizationMetadata = serde_json::from_str(text).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "the RaBitQ model is not lance's model JSON ({e}); mint one with pylance's \
+                     lance.indices.build_rq_model, or leave it out"
+                ))
+            })?;
+            ensure_invalid!(
+                model.rotation_type == RQRotationType::Fast && model.fast_rotation_signs.is_some(),
+                "the RaBitQ model has no fast rotation signs; give a model minted with the fast \
+                 rotation (lance's default)"
+            );
+            ensure_invalid!(
+                model.rotated_dim() == checked.dim,
+                "the RaBitQ model rotates {} dimensions, but '{}' has {}",
+                model.rotated_dim(),
+                checked.column,
+                checked.dim
+            );
+            ensure_invalid!(
+                model.num_bits == bits,
+                "the RaBitQ model has {} bits, but --num-bits is {bits}; give the same number",
+                model.num_bits
+            );
+            model
+        }
+        None => {
+            let dim = i32::try_from(checked.dim)
+                .map_err(|_| Error::InvalidInput("the vector dimension is too large".into()))?;
+            RabitQuantizer::new_with_rotation::<Float32Type>(bits, dim, RQRotationType::Fast)
+                .metadata_ref()
+                .clone()
+        }
+    };
+    Ok(Some(serde_json::to_value(&model)?))
 }
 
 /// `--centroids`: a `.npy` file of the column's dimension (and of

@@ -217,10 +217,17 @@ async fn validate(location: &Location, request: &VectorIndexRequest) -> Result<C
         location.uri()
     );
     let num_bits = request.num_bits;
-    ensure_invalid!(
-        num_bits == 8 || (num_bits == 4 && request.index_type.uses_pq()),
-        "--num-bits {num_bits} is not supported; use 8 (or 4 for PQ)"
-    );
+    if request.index_type == VectorIndexType::IvfRq {
+        ensure_invalid!(
+            (1..=9).contains(&num_bits),
+            "--num-bits {num_bits} is not supported for IVF_RQ; use 1 to 9 (bits per dimension)"
+        );
+    } else {
+        ensure_invalid!(
+            num_bits == 8 || (num_bits == 4 && request.index_type.uses_pq()),
+            "--num-bits {num_bits} is not supported; use 8 (or 4 for PQ)"
+        );
+    }
     let sample_rate = request.sample_rate.unwrap_or(256);
     ensure_invalid!(sample_rate > 0, "--sample-rate must be at least 1");
     let max_iters = request.max_iters.unwrap_or(50);

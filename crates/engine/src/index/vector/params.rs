@@ -8,6 +8,8 @@ use arrow_array::{ArrayRef, Float32Array};
 
 use lance::dataset::Dataset;
 use lance::index::vector::VectorIndexParams;
+use lance_index::vector::bq::storage::RabitQuantizationMetadata;
+use lance_index::vector::bq::RQBuildParams;
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::pq::PQBuildParams;
@@ -40,10 +42,17 @@ pub enum VectorIndexType {
     /// IVF partitions with an HNSW graph, product-quantized.
     #[serde(rename = "IVF_HNSW_PQ")]
     IvfHnswPq,
+    /// IVF partitions with an HNSW graph over the raw vectors.
+    #[serde(rename = "IVF_HNSW_FLAT")]
+    IvfHnswFlat,
+    /// IVF partitions, RaBitQ-quantized vectors (one random rotation,
+    /// minted on the driver, shared by every segment).
+    #[serde(rename = "IVF_RQ")]
+    IvfRq,
 }
 
 impl VectorIndexType {
-    /// Parse `IVF_FLAT|IVF_SQ|IVF_PQ|IVF_HNSW_SQ|IVF_HNSW_PQ` (any case).
+    /// Parse `IVF_FLAT|IVF_SQ|IVF_PQ|IVF_RQ|IVF_HNSW_FLAT|IVF_HNSW_SQ|IVF_HNSW_PQ` (any case).
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_uppercase().replace('-', "_").as_str() {
             "IVF_FLAT" => Ok(Self::IvfFlat),
@@ -51,8 +60,11 @@ impl VectorIndexType {
             "IVF_PQ" => Ok(Self::IvfPq),
             "IVF_HNSW_SQ" => Ok(Self::IvfHnswSq),
             "IVF_HNSW_PQ" => Ok(Self::IvfHnswPq),
+            "IVF_HNSW_FLAT" => Ok(Self::IvfHnswFlat),
+            "IVF_RQ" => Ok(Self::IvfRq),
             other => bail_invalid!(
-                "unknown vector index type '{other}'; use IVF_FLAT, IVF_SQ, IVF_PQ, IVF_HNSW_SQ or IVF_HNSW_PQ"
+                "unknown vector index type '{other}'; use IVF_FLAT, IVF_SQ, IVF_PQ, IVF_RQ, \
+                 IVF_HNSW_FLAT, IVF_HNSW_SQ or IVF_HNSW_PQ"
             ),
         }
     }
@@ -65,6 +77,17 @@ impl VectorIndexType {
             Self::IvfPq => "IVF_PQ",
             Self::IvfHnswSq => "IVF_HNSW_SQ",
             Self::IvfHnswPq => "IVF_HNSW_PQ",
+            Self::IvfHnswFlat => "IVF_HNSW_FLAT",
+            Self::IvfRq => "IVF_RQ",
+        }
+    }
+
+    /// Bits per code by default: lance's 5 per dimension for IVF_RQ, 8
+    /// per PQ code or SQ value otherwise.
+    pub fn default_num_bits(self) -> usize {
+        match self {
+            Self::IvfRq => 5,
+            _ => 8,
         }
     }
 
@@ -152,6 +175,9 @@ pub struct VectorIndexRequest {
     /// Commit one physical segment per task instead of merging them into one
     /// (see [`commit_segments`]).
     pub keep_segments: bool,
+    /// IVF_RQ: the RaBitQ model as JSON (what pylance's `build_rq_model`
+    /// returns); default: a random rotation minted for this build.
+    pub rabitq_model: Option<String>,
 }
 
 impl VectorIndexRequest {
@@ -163,7 +189,7 @@ impl VectorIndexRequest {
             metric,
             partitions: None,
             sub_vectors: None,
-            num_bits: 8,
+            num_bits: index_type.default_num_bits(),
             sample_rate: None,
             max_iters: None,
             name: None,
@@ -177,6 +203,7 @@ impl VectorIndexRequest {
             training: Training::Auto,
             seed: 42,
             keep_segments: false,
+            rabitq_model: None,
         }
     }
 }
@@ -257,6 +284,10 @@ pub struct SegmentParams {
     pub hnsw_m: Option<usize>,
     /// HNSW: candidate list size while building.
     pub hnsw_ef_construction: Option<usize>,
+    /// IVF_RQ: the RaBitQ model (lance's rotation metadata, as the JSON
+    /// pylance's `build_rq_model` gives), shared by every segment.
+    #[serde(default)]
+    pub rabitq_model: Option<serde_json::Value>,
 }
 
 impl SegmentParams {
@@ -302,6 +333,21 @@ impl SegmentParams {
             }
             VectorIndexType::IvfHnswPq => {
                 VectorIndexParams::with_ivf_hnsw_pq_params(metric, ivf, hnsw(), pq()?)
+            }
+            VectorIndexType::IvfHnswFlat => VectorIndexParams::ivf_hnsw(metric, ivf, hnsw()),
+            VectorIndexType::IvfRq => {
+                let model = self
+                    .rabitq_model
+                    .clone()
+                    .ok_or_else(|| Error::Internal("an IVF_RQ build without its model".into()))?;
+                let model: RabitQuantizationMetadata = serde_json::from_value(model)
+                    .map_err(|e| Error::InvalidInput(format!("the RaBitQ model: {e}")))?;
+                let rq = RQBuildParams {
+                    num_bits: model.num_bits,
+                    rotation_type: model.rotation_type,
+                    rotation: Some(model),
+                };
+                VectorIndexParams::with_ivf_rq_params(metric, ivf, rq)
             }
         })
     }
