@@ -502,6 +502,11 @@ def vector_search(
     values, dim = _vectors(query) if query is not None else (None, 0)
     if isinstance(query_text, str):
         query_text = [query_text]
+    for name, value in (("nprobes", nprobes), ("minimum_nprobes", minimum_nprobes),
+                        ("maximum_nprobes", maximum_nprobes), ("k", k)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                  or value < 1):
+            raise errors.InvalidInputError(f"{name} must be a whole number of at least 1, not {value!r}")
     if distance_range is not None:
         if not isinstance(distance_range, (tuple, list)) or len(distance_range) != 2:
             raise errors.InvalidInputError(

@@ -10,7 +10,7 @@ a :class:`~lanceflow.RayExecutor` per call, unless a global pool is set, which
 then serves every call with its warm actors. Nothing imports lance-ray.
 
 A parameter whose capability the engine does not have yet (namespaces,
-IVF_RQ, ``block_size``, ...) raises
+BLOOMFILTER, ``block_size``, ...) raises
 ``NotImplementedError`` naming it; none is silently ignored.
 """
 
