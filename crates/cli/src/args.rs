@@ -156,6 +156,8 @@ pub enum Command {
     Optimize(OptimizeArgs),
     /// Add a sentence-embedding column (all-MiniLM-L6-v2), fragment by fragment, resumably.
     Embed(Box<EmbedArgs>),
+    /// Add columns computed by SQL expressions (data evolution: existing data is not rewritten).
+    AddColumns(AddColumnsArgs),
     /// Print the embedding of one text (a JSON list of floats).
     EmbedQuery {
         /// The text.
@@ -350,8 +352,27 @@ pub struct EmbedArgs {
 pub enum IndexCommand {
     /// Vector index: IVF_FLAT, IVF_SQ, IVF_PQ (or IVF_HNSW_SQ / IVF_HNSW_PQ).
     Vector(Box<VectorIndexArgs>),
-    /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP.
+    /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP, BLOOMFILTER.
     Scalar(Box<ScalarIndexArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct AddColumnsArgs {
+    /// Dataset URI.
+    pub uri: String,
+    /// A new column: NAME=SQL expression over existing columns, e.g.
+    /// "n_chars=length(text)" (repeat for several).
+    #[arg(long = "expr", value_name = "NAME=EXPR", required = true)]
+    pub exprs: Vec<String>,
+    /// Read this version (default: the latest).
+    #[arg(long, value_name = "N")]
+    pub version: Option<u64>,
+    /// Rows per batch the expressions are computed over (default 1024).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
+    /// Rows per task (default: one task per worker).
+    #[arg(long, value_name = "N")]
+    pub rows_per_task: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -405,7 +426,7 @@ pub struct ScalarIndexArgs {
     /// The column to index.
     #[arg(long)]
     pub column: String,
-    /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM or ZONEMAP.
+    /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM, ZONEMAP or BLOOMFILTER.
     #[arg(long = "type", value_name = "TYPE")]
     pub index_type: ScalarIndexType,
     /// Index name (default: <column>_idx).

@@ -4,6 +4,7 @@
 
 use lanceflow::compact::CompactRequest;
 use lanceflow::embed::{EmbedRequest, TextSource};
+use lanceflow::evolve::AddColumnsRequest;
 use lanceflow::index::optimize::OptimizeRequest;
 use lanceflow::index::scalar::{FtsOptions, ScalarIndexRequest};
 use lanceflow::index::vector::{Artifact, VectorIndexRequest};
@@ -15,8 +16,8 @@ use lanceflow::vectors::Matrix;
 use lanceflow::{Location, VersionSpec};
 
 use crate::args::{
-    CompactArgs, EmbedArgs, HybridSearchArgs, IngestArgs, OptimizeArgs, ScalarIndexArgs,
-    TextSearchArgs, VectorIndexArgs, VectorLegArgs, VectorSearchArgs, VersionArgs,
+    AddColumnsArgs, CompactArgs, EmbedArgs, HybridSearchArgs, IngestArgs, OptimizeArgs,
+    ScalarIndexArgs, TextSearchArgs, VectorIndexArgs, VectorLegArgs, VectorSearchArgs, VersionArgs,
 };
 
 /// `--version N` / `--tag T`, if either was given.
@@ -106,6 +107,17 @@ pub fn scalar_index(args: &ScalarIndexArgs) -> ScalarIndexRequest {
             max_token_length: args.max_token_length,
         },
     }
+}
+
+/// `lanceflow add-columns`.
+pub fn add_columns(args: &AddColumnsArgs) -> lanceflow::Result<AddColumnsRequest> {
+    let mut request = AddColumnsRequest::sql(&args.exprs)?;
+    request.version = args.version;
+    if let Some(b) = args.batch_size {
+        request.batch_size = b;
+    }
+    request.rows_per_task = args.rows_per_task;
+    Ok(request)
 }
 
 /// `lanceflow compact`.

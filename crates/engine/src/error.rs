@@ -304,7 +304,7 @@ fn from_lance(context: &str, uri: &str, err: lance::Error) -> Error {
 /// `text` without the source locations lance appends to its messages
 /// (`..., /root/.cargo/registry/src/.../lance-io-14.0.2/src/object_store.rs:1576:42`):
 /// a file of a dependency is nothing a user can act on.
-fn without_source_location(text: &str) -> String {
+pub(crate) fn without_source_location(text: &str) -> String {
     text.lines()
         .map(|line| {
             let Some(at) = line.rfind(", ") else {

@@ -35,6 +35,7 @@ pub mod dataset;
 pub mod embed;
 pub mod embedding;
 pub mod error;
+pub mod evolve;
 pub mod index;
 pub mod ingest;
 pub mod limits;

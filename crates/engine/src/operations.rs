@@ -10,6 +10,7 @@ use std::sync::{Arc, LazyLock};
 use crate::compact::CompactOp;
 use crate::embed::EmbedOp;
 use crate::error::Result;
+use crate::evolve::AddColumnsOp;
 use crate::index::optimize::{OptimizeBuildOp, OptimizeMergeOp};
 use crate::index::scalar::ScalarSegmentOp;
 use crate::index::vector::train::{KMeansStepOp, PqTrainOp, SampleOp};
@@ -23,6 +24,7 @@ static REGISTRY: LazyLock<Arc<Registry>> = LazyLock::new(|| {
         Registry::new()
             .register::<IngestOp>()
             .register::<EmbedOp>()
+            .register::<AddColumnsOp>()
             .register::<VectorSegmentOp>()
             .register::<ScalarSegmentOp>()
             .register::<VectorSearchOp>()

@@ -10,6 +10,8 @@
 //! - [`session`]: storage options, executor, workers, progress ([`session::Session`]);
 //! - [`data`]: ingest, info, versions, cleanup, read tasks (`read_lance`);
 //! - [`build`]: embed, vector and scalar indexes, optimize, compact;
+//! - [`evolve`]: new columns (SQL, Python callables: the engine's transform
+//!   host, row-keyed merges);
 //! - [`search`]: vector, full-text and hybrid search;
 //! - [`executor`]: the spine's worker side (`execute_task`, for Ray actors)
 //!   and a Python executor object seen by the engine as an `Executor`;
@@ -39,6 +41,7 @@ mod build;
 mod cli;
 mod data;
 mod errors;
+mod evolve;
 mod executor;
 mod runtime;
 mod search;
@@ -50,6 +53,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lanceflow_cli::set_process_defaults();
     lanceflow_cli::init_tracing();
+    lanceflow::evolve::set_transform_host(evolve::PythonTransforms);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<session::Session>()?;
     m.add_class::<executor::OutcomeSink>()?;
@@ -65,6 +69,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::create_scalar_index, m)?)?;
     m.add_function(wrap_pyfunction!(build::optimize, m)?)?;
     m.add_function(wrap_pyfunction!(build::compact, m)?)?;
+    m.add_function(wrap_pyfunction!(evolve::add_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(evolve::write_row_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(evolve::commit_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(evolve::merge_columns, m)?)?;
     m.add_function(wrap_pyfunction!(search::vector_search, m)?)?;
     m.add_function(wrap_pyfunction!(search::search_text, m)?)?;
     m.add_function(wrap_pyfunction!(search::hybrid_search, m)?)?;

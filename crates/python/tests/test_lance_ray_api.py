@@ -8,15 +8,18 @@ Which lance-ray test each one covers (written from their intent):
   → ``test_read_fragments_with_row_addresses``;
   ``schema``, ``data_storage_version``, ``enable_stable_row_ids`` →
   ``test_write_layout_and_schema``;
-  namespaces, ``add_columns``, blobs: wait on the next issue
-  (``test_what_waits_raises_by_name`` checks they fail by name).
+  ``add_columns``, ``add_columns_from``, ``merge_columns_from`` →
+  test_evolve.py ``test_lance_ray_data_evolution``; namespaces and blobs
+  wait (``test_what_waits_raises_by_name`` checks they fail by name).
 - tests/test_distributed_indexing.py: scalar (BTREE, FTS→INVERTED) and vector
   (IVF_FLAT with segments) builds returning a ``LanceDataset``,
   ``optimize_indices``, ``vector_search`` → ``test_indexes_and_search``;
   ``num_indices_to_merge`` 0 / N / default counted in segments as lance counts
   them, ``ivf_centroids`` as an Arrow array → ``test_num_indices_to_merge_as_lance_counts_it``;
   IVF_RQ (with and without ``rabitq_model``) and IVF_HNSW_FLAT →
-  ``test_rabitq_and_hnsw_flat_indexes``; BLOOMFILTER/RTREE and namespaces wait.
+  ``test_rabitq_and_hnsw_flat_indexes``; BLOOMFILTER → test_evolve.py
+  ``test_bloomfilter_filters_like_a_scan`` (RTREE needs lance's ``geo``
+  feature: a clear error); namespaces wait.
 - tests/test_distributed_compaction.py: compaction metrics, ``None`` when
   nothing to do → ``test_compaction``; ``compact_database`` waits.
 - tests/test_distributed_search.py (its end-to-end intent) and test_pool.py:
@@ -175,16 +178,17 @@ def test_what_waits_raises_by_name(cluster, tmp_path):
     uri = str(tmp_path / "w.lance")
     lance.write_dataset(table, uri)
     version = lance.dataset(uri).version
-    with pytest.raises(NotImplementedError, match="BLOOMFILTER"):
-        lr.create_scalar_index(uri, column="id", index_type="BLOOMFILTER")
-    with pytest.raises(NotImplementedError, match="override_num_blocks"):
-        lr.read_lance(uri, override_num_blocks=4)
+    with pytest.raises(NotImplementedError, match="scanner_options"):
+        lr.read_lance(uri, scanner_options={"batch_size": 8})
+    assert lr.read_lance(uri, override_num_blocks=2, concurrency=1).count() == 40
+    with pytest.raises(ValueError, match="override_num_blocks"):
+        lr.read_lance(uri, override_num_blocks=0)
     with pytest.raises(NotImplementedError, match="ef"):
         lr.vector_search(uri, nearest={"column": "vector", "q": [0.0] * 8, "k": 1, "ef": 64})
     with pytest.raises(NotImplementedError, match="namespace_impl"):
         lr.read_lance(namespace_impl="dir", table_id=["t"])
-    with pytest.raises(NotImplementedError, match="add_columns"):
-        lr.add_columns(uri, transform={"n": "id * 2"})
+    with pytest.raises(NotImplementedError, match="compact_database"):
+        lr.compact_database(namespace_impl="dir", namespace_properties={"root": str(tmp_path)})
     with pytest.raises(NotImplementedError, match="block_size"):
         lr.create_scalar_index(uri, column="id", index_type="BTREE", block_size=4096)
     with pytest.raises(ValueError, match="num_workers"):

@@ -1,11 +1,13 @@
 //! Writes that build on a dataset: embeddings, vector and scalar indexes,
-//! index optimisation, compaction.
+//! new columns, index optimisation, compaction.
 
 use std::io::Write;
 
 use anyhow::Result;
 
-use crate::args::{CompactArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs, VectorIndexArgs};
+use crate::args::{
+    AddColumnsArgs, CompactArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs, VectorIndexArgs,
+};
 use crate::context::Context;
 use crate::render::reports;
 use crate::requests;
@@ -22,6 +24,20 @@ pub(super) async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -
     let report =
         lanceflow::embed::embed(&location, &request, &ctx.executor(), progress.as_ref()).await?;
     ctx.emit(out, &report, reports::embed)
+}
+
+pub(super) async fn add_columns(
+    ctx: &Context,
+    args: AddColumnsArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let location = ctx.location(&args.uri)?;
+    let request = requests::add_columns(&args)?;
+    let progress = ctx.progress();
+    let report =
+        lanceflow::evolve::add_columns(&location, &request, &ctx.executor(), progress.as_ref())
+            .await?;
+    ctx.emit(out, &report, reports::add_columns)
 }
 
 pub(super) async fn index_vector(

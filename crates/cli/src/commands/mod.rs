@@ -4,7 +4,7 @@
 //!
 //! - [`data`]: ingest, info, versions, tags, restore, cleanup, delete,
 //!   generate, convert;
-//! - [`build`]: embed, vector and scalar indexes, optimize, compact;
+//! - [`build`]: embed, add-columns, vector and scalar indexes, optimize, compact;
 //! - [`search`]: vector, full-text and hybrid search, query embedding;
 //! - [`service`]: `serve`.
 
@@ -59,6 +59,7 @@ pub async fn run(
         Command::Compact(args) => build::compact(&ctx, args, out).await,
         Command::Optimize(args) => build::optimize(&ctx, args, out).await,
         Command::Embed(args) => build::embed(&ctx, *args, out).await,
+        Command::AddColumns(args) => build::add_columns(&ctx, args, out).await,
         Command::Index(IndexCommand::Vector(args)) => build::index_vector(&ctx, *args, out).await,
         Command::Index(IndexCommand::Scalar(args)) => build::index_scalar(&ctx, *args, out).await,
         Command::EmbedQuery { text, model } => search::embed_query(&model, text, out).await,

@@ -10,6 +10,7 @@ use lanceflow::dataset::versions::{
     CleanupReport, DeleteReport, RestoreReport, TagInfo, VersionInfo,
 };
 use lanceflow::embed::EmbedReport;
+use lanceflow::evolve::AddColumnsReport;
 use lanceflow::index::optimize::OptimizeReport;
 use lanceflow::index::scalar::ScalarIndexReport;
 use lanceflow::index::vector::VectorIndexReport;
@@ -195,6 +196,26 @@ pub(crate) fn delete(out: &mut dyn Write, report: &DeleteReport, predicate: &str
         out,
         "deleted {} row(s) where {predicate}; {} row(s) left, version {}",
         report.rows_deleted, report.rows, report.version
+    )?;
+    Ok(())
+}
+
+pub(crate) fn add_columns(out: &mut dyn Write, report: &AddColumnsReport) -> Result<()> {
+    writeln!(
+        out,
+        "added {} to {}: {} rows in {} fragment(s){}, {} task(s), version {} in {:.2}s",
+        report.columns.join(", "),
+        report.uri,
+        report.rows,
+        report.fragments,
+        if report.fragments_null > 0 {
+            format!(" ({} more read null)", report.fragments_null)
+        } else {
+            String::new()
+        },
+        report.tasks,
+        report.version,
+        report.seconds
     )?;
     Ok(())
 }

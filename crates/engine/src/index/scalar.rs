@@ -1,5 +1,5 @@
 //! Distributed scalar and full-text indexes: BTREE, BITMAP, LABEL_LIST,
-//! INVERTED (full-text), NGRAM, ZONEMAP.
+//! INVERTED (full-text), NGRAM, ZONEMAP, BLOOMFILTER.
 //!
 //! Plan → tasks → execute → commit, like the vector indexes:
 //! - **plan** (driver): pin a version, check the column's type against the
@@ -49,11 +49,14 @@ pub enum ScalarIndexType {
     Ngram,
     /// Min/max per zone of rows: cheap range pruning.
     Zonemap,
+    /// A bloom filter per zone of rows: equality and `IN` on
+    /// high-cardinality columns (ids, hashes), small on disk.
+    Bloomfilter,
 }
 
 impl ScalarIndexType {
     /// Parse `BTREE`, `BITMAP`, `LABEL_LIST`, `INVERTED` (or `FTS`), `NGRAM`,
-    /// `ZONEMAP` in any case.
+    /// `ZONEMAP`, `BLOOMFILTER` in any case.
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_uppercase().replace('-', "_").as_str() {
             "BTREE" => Ok(Self::Btree),
@@ -62,9 +65,14 @@ impl ScalarIndexType {
             "INVERTED" | "FTS" => Ok(Self::Inverted),
             "NGRAM" => Ok(Self::Ngram),
             "ZONEMAP" | "ZONE_MAP" => Ok(Self::Zonemap),
+            "BLOOMFILTER" | "BLOOM_FILTER" => Ok(Self::Bloomfilter),
+            "RTREE" | "R_TREE" => bail_invalid!(
+                "RTREE (geospatial) indexes are not supported: lanceflow builds lance without its \
+                 `geo` feature; use BTREE or ZONEMAP for ranges on plain columns"
+            ),
             other => bail_invalid!(
                 "unknown scalar index type '{other}'; use BTREE, BITMAP, LABEL_LIST, INVERTED, \
-                 NGRAM or ZONEMAP"
+                 NGRAM, ZONEMAP or BLOOMFILTER"
             ),
         }
     }
@@ -78,6 +86,7 @@ impl ScalarIndexType {
             Self::Inverted => "INVERTED",
             Self::Ngram => "NGRAM",
             Self::Zonemap => "ZONEMAP",
+            Self::Bloomfilter => "BLOOMFILTER",
         }
     }
 
@@ -89,6 +98,7 @@ impl ScalarIndexType {
             Self::Inverted => (IndexType::Inverted, BuiltinIndexType::Inverted),
             Self::Ngram => (IndexType::NGram, BuiltinIndexType::NGram),
             Self::Zonemap => (IndexType::ZoneMap, BuiltinIndexType::ZoneMap),
+            Self::Bloomfilter => (IndexType::BloomFilter, BuiltinIndexType::BloomFilter),
         }
     }
 
@@ -106,6 +116,7 @@ impl ScalarIndexType {
                 other => is_text(other),
             },
             Self::Ngram => is_text(data_type),
+            Self::Bloomfilter => is_hashable(data_type),
         };
         if ok {
             return Ok(());
@@ -117,6 +128,9 @@ impl ScalarIndexType {
             Self::LabelList => "a list column (e.g. List<Utf8>)",
             Self::Inverted => "a string column (or a list of strings)",
             Self::Ngram => "a string column",
+            Self::Bloomfilter => {
+                "an integer, float, string, binary, date, time or timestamp column"
+            }
         };
         let hint = if is_text(data_type) {
             "; for text use INVERTED (full-text) or NGRAM (substring)"
@@ -136,6 +150,25 @@ impl ScalarIndexType {
 
 fn is_text(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// The value types lance's bloom filter hashes.
+fn is_hashable(t: &DataType) -> bool {
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Float32
+                | DataType::Float64
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::Date32
+                | DataType::Date64
+                | DataType::Time32(_)
+                | DataType::Time64(_)
+                | DataType::Timestamp(_, _)
+        )
 }
 
 fn is_orderable(t: &DataType) -> bool {
@@ -617,6 +650,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ZONEMAP"));
+        assert_eq!(ScalarIndexType::parse("bloom_filter").unwrap(), Bloomfilter);
+        assert!(ScalarIndexType::parse("rtree")
+            .unwrap_err()
+            .to_string()
+            .contains("geo"));
+        assert!(Bloomfilter.check_column("c", &DataType::UInt64).is_ok());
+        assert!(Bloomfilter.check_column("c", &DataType::LargeUtf8).is_ok());
+        assert!(Bloomfilter.check_column("c", &DataType::Boolean).is_err());
+        assert!(Bloomfilter
+            .check_column("c", &list)
+            .unwrap_err()
+            .to_string()
+            .contains("LABEL_LIST"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod common;
 mod embed;
+mod evolve;
 mod ingest;
 mod layers;
 mod maintain;

@@ -277,6 +277,42 @@ async fn scalar_indexes_filter_like_a_scan() {
         .collect();
     assert!(names.contains(&"id_zones".to_string()), "{names:?}");
 
+    // A bloom filter (two segments, merged) answers equality and IN on a
+    // high-cardinality string column exactly like a scan.
+    let mut bloom = ScalarIndexRequest::new("text", ScalarIndexType::Bloomfilter);
+    bloom.name = Some("text_bloom".into());
+    let report = create_scalar_index(&loc, &bloom, &exec, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!((report.segments_built, report.segments), (2, 1));
+    let text_of = |i: usize| {
+        (0..(4 + i % 13))
+            .map(|j| word(i, j))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for filter in [
+        format!("text = '{}'", text_of(123)),
+        format!(
+            "text IN ('{}', '{}', 'no such text')",
+            text_of(7),
+            text_of(650)
+        ),
+        "text = 'no such text'".to_string(),
+    ] {
+        let (indexed, plan) = filtered(&loc, &filter, true).await;
+        let (scanned, _) = filtered(&loc, &filter, false).await;
+        assert_eq!(indexed, scanned, "{filter}");
+        assert!(
+            plan.contains("ScalarIndexQuery") || plan.contains("text_bloom"),
+            "{filter}: index not used:\n{plan}"
+        );
+    }
+    let one = filtered(&loc, &format!("text = '{}'", text_of(123)), true)
+        .await
+        .0;
+    assert!(one.contains(&123), "{one:?}");
+
     // --fragments: only those are covered.
     let mut part = ScalarIndexRequest::new("text", ScalarIndexType::Inverted);
     part.fragments = Some(vec![0, 2]);

@@ -20,6 +20,7 @@ from .errors import (
     TasksFailedError,
 )
 from .api import (
+    add_columns,
     cleanup,
     compact_files,
     create_index,
@@ -28,6 +29,7 @@ from .api import (
     hybrid_search,
     info,
     ingest,
+    merge_columns,
     optimize_indices,
     read_lance,
     search_text,
@@ -49,6 +51,7 @@ __all__ = [
     "StorageError",
     "TasksFailedError",
     "__version__",
+    "add_columns",
     "cleanup",
     "compact_files",
     "create_index",
@@ -57,6 +60,7 @@ __all__ = [
     "hybrid_search",
     "info",
     "ingest",
+    "merge_columns",
     "optimize_indices",
     "read_lance",
     "search_text",

@@ -259,6 +259,8 @@ def read_lance(
     with_metadata: bool = False,
     storage_options: Optional[Mapping[str, str]] = None,
     ray_remote_args: Optional[Mapping[str, Any]] = None,
+    concurrency: Optional[int] = None,
+    override_num_blocks: Optional[int] = None,
 ) -> Any:
     """A Ray Dataset over one pinned version of a dataset.
 
@@ -275,6 +277,8 @@ def read_lance(
     The read tasks run as one Ray task per CPU of the cluster, each yielding
     one block per read task as it goes: few Ray tasks (each has a fixed
     cost of tens of milliseconds), one fragment group in memory at a time.
+    ``override_num_blocks`` sets the number of Ray tasks instead (at most
+    one per read task), ``concurrency`` caps how many run at once.
     """
     import math
 
@@ -300,14 +304,23 @@ def read_lance(
         for task in batch.column("task").to_pylist():
             yield native.read_task(task)
 
-    cpus = float(ray.cluster_resources().get("CPU", 1.0)) if ray.is_initialized() else 1.0
-    blocks = max(1, min(len(tasks), int(cpus)))
+    for name, value in (("concurrency", concurrency), ("override_num_blocks", override_num_blocks)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise errors.InvalidInputError(f"{name} must be a whole number ≥ 1, not {value!r}")
+    if override_num_blocks is not None:
+        blocks = min(len(tasks), int(override_num_blocks))
+    else:
+        cpus = float(ray.cluster_resources().get("CPU", 1.0)) if ray.is_initialized() else 1.0
+        blocks = max(1, min(len(tasks), int(cpus)))
     items = ray.data.from_items([{"task": t} for t in tasks], override_num_blocks=blocks)
+    extra = dict(ray_remote_args or {})
+    if concurrency is not None:
+        extra["concurrency"] = int(concurrency)
     return items.map_batches(
         read,
         batch_size=math.ceil(len(tasks) / blocks),
         batch_format="pyarrow",
-        **dict(ray_remote_args or {}),
+        **extra,
     )
 
 
@@ -670,6 +683,158 @@ def optimize_indices(
         bool(keep_segments),
         bool(retrain),
         rows_per_segment,
+    )
+
+
+# -- data evolution ----------------------------------------------------------
+
+
+def _record_batch(out: Any) -> pa.RecordBatch:
+    """A transform's result as one RecordBatch (a Table, a dict of columns
+    or a pandas DataFrame converted)."""
+    if isinstance(out, pa.RecordBatch):
+        return out
+    if isinstance(out, pa.Table):
+        arrays = [pa.concat_arrays(c.chunks) if c.num_chunks else pa.array([], c.type) for c in out.columns]
+        return pa.RecordBatch.from_arrays(arrays, schema=out.schema)
+    if isinstance(out, dict):
+        return pa.RecordBatch.from_pydict(out)
+    if hasattr(out, "columns") and hasattr(out, "to_dict"):
+        return pa.RecordBatch.from_pandas(out, preserve_index=False)
+    raise TypeError(
+        "the transform must return a pyarrow.RecordBatch, a pyarrow.Table, a dict of "
+        f"columns or a pandas DataFrame, not {type(out).__name__}"
+    )
+
+
+class _BatchTransform:
+    """A user's transform as the engine's tasks run it: a pyarrow
+    RecordBatch in (or, with ``as_dict``, a dict of Python lists without
+    the row-address columns), the new columns out as one RecordBatch."""
+
+    def __init__(self, function: Any, as_dict: bool = False) -> None:
+        self.function = function
+        self.as_dict = as_dict
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.as_dict:
+            keep = [n for n in batch.schema.names if n not in ("_rowaddr", "_fragid", "_rowid")]
+            return _record_batch(self.function(batch.select(keep).to_pydict()))
+        return _record_batch(self.function(batch))
+
+
+def _payload(transform: Any) -> str:
+    """A callable as the engine's transform host loads it (base64 pickle)."""
+    import base64
+
+    try:
+        import cloudpickle as pickler
+    except ImportError:  # pragma: no cover - Ray brings cloudpickle
+        import pickle as pickler
+    try:
+        data = pickler.dumps(transform)
+    except Exception as e:  # noqa: BLE001 - any pickling failure is the user's to fix
+        raise errors.InvalidInputError(
+            f"the transform cannot be pickled to run on the workers: {e}"
+        ) from None
+    return base64.b64encode(data).decode("ascii")
+
+
+def _batch_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise errors.InvalidInputError(f"batch_size must be a whole number ≥ 1, not {value!r}")
+    return int(value)
+
+
+def add_columns(
+    uri: str,
+    transform: Any,
+    *,
+    read_columns: Optional[Sequence[str]] = None,
+    output_schema: Optional[pa.Schema] = None,
+    version: Optional[int] = None,
+    batch_size: int = 1024,
+    rows_per_task: Optional[int] = None,
+    as_dict: bool = False,
+    **common: Any,
+) -> Dict[str, Any]:
+    """Add columns to every row, fragment by fragment, without rewriting
+    the existing data; one new version.
+
+    ``transform`` is either a dict ``{new column: SQL expression}`` (e.g.
+    ``{"n_chars": "length(text)"}``) or a callable taking a pyarrow
+    RecordBatch of ``read_columns`` (default: all) and returning the new
+    columns for those rows (a RecordBatch, Table, dict of columns or pandas
+    DataFrame; with ``as_dict=True`` it takes a dict of Python lists). The
+    callable runs on the workers (threads here, Ray actors with a Ray
+    executor): it is pickled with cloudpickle. Its output schema is learnt
+    from a few rows first (``output_schema`` fixes it), so a transform that
+    raises or returns the wrong number of rows fails before any work, and
+    nothing is committed if it fails later.
+    """
+    session = _common(common)
+    size = _batch_size(batch_size)
+    if output_schema is not None and not isinstance(output_schema, pa.Schema):
+        raise errors.InvalidInputError(
+            f"output_schema must be a pyarrow.Schema, not {type(output_schema).__name__}"
+        )
+    reads = list(read_columns) if read_columns is not None else None
+    if isinstance(transform, Mapping):
+        pairs = list(transform.items())
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+            raise errors.InvalidInputError(
+                "a dict transform maps new column names to SQL expressions (both strings)"
+            )
+        if reads is not None or output_schema is not None or as_dict:
+            raise errors.InvalidInputError(
+                "read_columns, output_schema and as_dict apply to a callable transform, not to "
+                "SQL expressions"
+            )
+        return _native.add_columns(session, uri, sql=pairs, version=version, batch_size=size,
+                                   rows_per_task=rows_per_task)
+    if not callable(transform):
+        raise errors.InvalidInputError(
+            "transform must be a dict of SQL expressions or a callable over pyarrow "
+            f"RecordBatches, not {type(transform).__name__}"
+        )
+    if output_schema is None and isinstance(getattr(transform, "output_schema", None), pa.Schema):
+        output_schema = transform.output_schema  # pylance's BatchUDF
+    return _native.add_columns(
+        session,
+        uri,
+        transform=_payload(_BatchTransform(transform, as_dict=bool(as_dict))),
+        read_columns=reads,
+        output_schema=output_schema,
+        version=version,
+        batch_size=size,
+        rows_per_task=rows_per_task,
+    )
+
+
+def _arrow_stream(data: Any, what: str) -> Any:
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, (pa.Table, pa.RecordBatchReader)) or hasattr(data, "__arrow_c_stream__"):
+        return data
+    raise errors.InvalidInputError(
+        f"{what} takes a pyarrow Table, RecordBatch or RecordBatchReader, not {type(data).__name__}"
+    )
+
+
+def merge_columns(
+    uri: str,
+    data: Any,
+    *,
+    version: Optional[int] = None,
+    allow_missing: bool = False,
+    **common: Any,
+) -> Dict[str, Any]:
+    """Add the columns of ``data`` (rows carrying ``_rowaddr``, as
+    :func:`read_lance` ``with_metadata=True`` gives them, in any order) to
+    the rows they address; one new version. Each fragment's rows must all be
+    given; with ``allow_missing`` fragments without any read null."""
+    return _native.merge_columns(
+        _common(common), uri, _arrow_stream(data, "merge_columns"), version, bool(allow_missing)
     )
 
 

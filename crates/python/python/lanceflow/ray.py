@@ -10,7 +10,7 @@ a :class:`~lanceflow.RayExecutor` per call, unless a global pool is set, which
 then serves every call with its warm actors. Nothing imports lance-ray.
 
 A parameter whose capability the engine does not have yet (namespaces,
-BLOOMFILTER, ``block_size``, ...) raises
+``block_size``, ...) raises
 ``NotImplementedError`` naming it; none is silently ignored.
 """
 
@@ -168,7 +168,7 @@ def _dataset(uri: str, storage_options: Optional[Dict[str, str]]) -> Any:
 # -- indexes -------------------------------------------------------------------
 
 _VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_RQ", "IVF_HNSW_FLAT", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
-_SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP"}
+_SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP", "BLOOMFILTER"}
 _FTS_PARAMS = {
     name: name
     for name in (
@@ -290,9 +290,8 @@ def create_scalar_index(
     if not isinstance(index_type, str):
         raise NotImplementedError("index_type: lanceflow.ray takes the index type's name, not an IndexConfig")
     kind = index_type.upper()
-    if kind in ("BLOOMFILTER", "RTREE"):
-        raise NotImplementedError(f"index_type {kind} is not supported by lanceflow yet")
-    if kind not in _SCALAR_TYPES:
+    # RTREE goes on to the engine, which says why it cannot build one.
+    if kind not in _SCALAR_TYPES and kind != "RTREE":
         raise errors.InvalidInputError(
             f"Index type must be one of {sorted(_SCALAR_TYPES)}, not '{index_type}'"
         )
@@ -534,15 +533,14 @@ def read_lance(
     the projection and filter pushed down into each fragment's scan;
     ``fragment_ids`` reads only those fragments (an id the version lacks is
     an error, where lance-ray skips it), ``with_metadata`` adds ``_rowaddr``
-    and ``_fragid``."""
+    and ``_fragid``; ``override_num_blocks`` sets the number of Ray read
+    tasks, ``concurrency`` caps how many run at once."""
     uri = _uri(uri, namespace_impl, namespace_properties, table_id)
     options = dict(dataset_options or {})
     version = options.pop("version", None)
     _not_yet(
         base_store_params=base_store_params,
         scanner_options=scanner_options,
-        concurrency=concurrency,
-        override_num_blocks=override_num_blocks,
         **{f"dataset_options['{k}']": v for k, v in options.items()},
     )
     tag = version if isinstance(version, str) else None
@@ -558,6 +556,8 @@ def read_lance(
         with_metadata=with_metadata,
         storage_options=storage_options,
         ray_remote_args=ray_remote_args,
+        concurrency=concurrency,
+        override_num_blocks=override_num_blocks,
     )
 
 
@@ -624,6 +624,157 @@ def write_lance(
         )
 
 
+# -- data evolution ------------------------------------------------------------------
+
+
+def add_columns(
+    uri: Optional[str] = None,
+    *,
+    transform: Any,
+    filter: Optional[str] = None,
+    read_columns: Optional[List[str]] = None,
+    reader_schema: Optional[pa.Schema] = None,
+    read_version: Optional[int] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    table_id: Optional[List[str]] = None,
+    batch_size: int = 1024,
+    concurrency: Optional[int] = None,
+) -> None:
+    """New columns for every row: ``transform`` is a dict ``{name: SQL
+    expression}`` or a callable over pyarrow RecordBatches (of
+    ``read_columns``), run inside the Ray actors that run lanceflow's tasks,
+    one task per group of fragments, one ``Merge`` commit. ``reader_schema``
+    fixes the new columns' schema (else learnt from a few rows);
+    ``concurrency`` is the number of actors (default 4)."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if filter is not None:
+        raise errors.InvalidInputError(
+            "add_columns: filter is not supported (every row gets the new columns; lance-ray "
+            "ignores it too); leave it unset"
+        )
+    _add_columns(uri, transform, read_columns, reader_schema, read_version, ray_remote_args,
+                 storage_options, batch_size, concurrency, as_dict=False)
+
+
+def _add_columns(uri, transform, read_columns, schema, read_version, ray_remote_args,
+                 storage_options, batch_size, concurrency, as_dict) -> None:
+    workers = 4 if concurrency is None else concurrency
+    with _Executor(workers, ray_remote_args) as executor:
+        api.add_columns(
+            uri,
+            transform,
+            read_columns=read_columns,
+            output_schema=schema,
+            version=read_version,
+            batch_size=batch_size,
+            as_dict=as_dict,
+            executor=executor,
+            storage_options=storage_options,
+        )
+
+
+def add_columns_from(
+    uri: Optional[str] = None,
+    *,
+    transform: Any,
+    read_columns: Optional[List[str]] = None,
+    read_version: Optional[int] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    table_id: Optional[List[str]] = None,
+    batch_size: int = 1024,
+) -> None:
+    """lance-ray's ``add_columns_from``: the transform takes a dict of Python
+    lists (the ``read_columns`` of a batch of rows) and returns only the new
+    columns (dict, Table or RecordBatch); a pylance ``BatchUDF`` takes the
+    RecordBatch. Runs as :func:`add_columns` does (in lanceflow's tasks, no
+    shuffle); a new column that already exists is an error, not dropped."""
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if isinstance(transform, dict):
+        raise errors.InvalidInputError(
+            "add_columns_from takes a callable; for SQL expressions use add_columns(transform={...})"
+        )
+    as_dict = not isinstance(getattr(transform, "output_schema", None), pa.Schema)
+    _add_columns(uri, transform, read_columns, None, read_version, ray_remote_args,
+                 storage_options, batch_size, None, as_dict=as_dict)
+
+
+def merge_columns_from(
+    uri: Optional[str] = None,
+    ds: Any = None,
+    *,
+    read_version: Optional[int] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+    storage_options: Optional[Dict[str, Any]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    table_id: Optional[List[str]] = None,
+    batch_size: int = 1024,
+    require_full_coverage: bool = True,
+) -> None:
+    """Join the new columns of a Ray Dataset back to the rows its
+    ``_rowaddr`` names (rows in any order; ``_fragid`` derived when absent):
+    one group per fragment writes that fragment's columns on the cluster,
+    checked to be exactly its live rows; one ``Merge`` commit. Columns the
+    dataset already has are left out (as lance-ray does). With
+    ``require_full_coverage=False`` fragments with no rows read null."""
+    from . import _native
+
+    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    if ds is None:
+        raise errors.InvalidInputError("merge_columns_from: ds is None; pass a Ray Dataset")
+    names = ds.schema().names
+    if "_rowaddr" not in names:
+        raise errors.InvalidInputError(
+            "merge_columns_from: ds has no _rowaddr column; read it with "
+            "read_lance(..., with_metadata=True) and keep _rowaddr"
+        )
+    size = api._batch_size(batch_size)
+    version = read_version if read_version is not None else api.info(
+        uri, storage_options=storage_options)["version"]
+    if "_fragid" not in names:
+        import pyarrow.compute as pc
+
+        ds = ds.map_batches(
+            lambda t: t.append_column("_fragid", pc.shift_right(t["_rowaddr"], 32)),
+            batch_format="pyarrow",
+        )
+    options = dict(storage_options or {})
+
+    def write(group: pa.Table) -> pa.Table:
+        from lanceflow import _native as native
+        from lanceflow.api import _session
+
+        # Ray Data's row-wise steps (filter, map) turn uint64 into int64.
+        at = group.schema.get_field_index("_rowaddr")
+        if group.schema.field(at).type != pa.uint64():
+            try:
+                group = group.set_column(at, "_rowaddr", group.column(at).cast(pa.uint64()))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise errors.InvalidInputError(f"_rowaddr must hold row addresses (uint64): {e}") from None
+        written = native.write_row_columns(
+            _session(executor="local", storage_options=options), uri, version, group, size)
+        return pa.table({"written": [written]})
+
+    groups = ds.groupby("_fragid").map_groups(write, batch_format="pyarrow", **dict(ray_remote_args or {}))
+    try:
+        written = [row["written"] for row in groups.take_all()]
+    except Exception as e:  # noqa: BLE001 - a group's own error, not Ray's wrapping of it
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, errors.LanceflowError):
+            raise cause from None
+        raise
+    _native.commit_columns(
+        api._session(executor="local", storage_options=options), uri, version, written,
+        allow_missing=not require_full_coverage,
+    )
+
+
 # -- what comes with the next issue ----------------------------------------------------
 
 
@@ -636,9 +787,6 @@ def _waits(name: str, what: str):
     return missing
 
 
-add_columns = _waits("add_columns", "data evolution (adding columns by a transform)")
-add_columns_from = _waits("add_columns_from", "data evolution (adding columns by a transform)")
-merge_columns_from = _waits("merge_columns_from", "merging columns back by row address")
 compact_database = _waits("compact_database", "Lance namespaces")
 LanceFragmentWriter = _waits("LanceFragmentWriter", "writing fragments from Ray Data pipelines")
 LanceFragmentCommitter = _waits("LanceFragmentCommitter", "committing fragments from Ray Data pipelines")
