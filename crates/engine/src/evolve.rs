@@ -35,6 +35,7 @@ use lance::Dataset;
 use lance_table::format::Fragment;
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::columns::require_column;
 use crate::dataset::commit;
 use crate::dataset::fragments::{contiguous_runs, fragment_ranges, fragment_rows, fragments_label};
 use crate::error::{bail_invalid, ensure_invalid, without_source_location, Error, Result};
@@ -260,25 +261,6 @@ fn check_new_names<'a>(
     Ok(out)
 }
 
-fn check_columns_exist(location: &Location, dataset: &Dataset, columns: &[String]) -> Result<()> {
-    for c in columns {
-        if dataset.schema().field(c).is_none() {
-            let names: Vec<String> = dataset
-                .schema()
-                .fields
-                .iter()
-                .map(|f| f.name.clone())
-                .collect();
-            return Err(Error::NotFound(format!(
-                "read column '{c}' does not exist in '{}'; columns: {}",
-                location.uri(),
-                names.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// The output schema of SQL expressions, or the expression that is wrong.
 async fn sql_schema(dataset: &Dataset, pairs: &[(String, String)]) -> Result<ArrowSchema> {
     let mut fields = Vec::with_capacity(pairs.len());
@@ -375,7 +357,9 @@ pub async fn plan(
         ColumnTransform::Host(host) => {
             let reads = read_columns(&dataset, host);
             ensure_invalid!(!reads.is_empty(), "read_columns names no column");
-            check_columns_exist(location, &dataset, &reads)?;
+            for column in &reads {
+                require_column(&dataset, column)?;
+            }
             let function = load_host_transform(&host.payload)?;
             // The transform runs once on a few rows here: one that raises or
             // returns the wrong rows fails before any work.

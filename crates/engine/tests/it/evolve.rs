@@ -107,7 +107,10 @@ async fn sql_columns_are_computed_per_fragment_group_in_one_commit() {
             "{exprs:?}: {err:?}"
         );
         assert!(err.to_string().contains(says), "{exprs:?}: {err}");
-        assert!(!err.to_string().contains(".rs:"), "a source location: {err}");
+        assert!(
+            !err.to_string().contains(".rs:"),
+            "a source location: {err}"
+        );
         assert_eq!(latest_version(&loc).await, before, "{exprs:?}");
     }
     let mut req = AddColumnsRequest::sql(&["n_chars=length(text)", "double = score * 2"]).unwrap();
