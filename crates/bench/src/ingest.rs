@@ -60,7 +60,7 @@ pub(crate) async fn run(ctx: &Context, args: IngestArgs, out: &mut dyn Write) ->
     let mut last = None;
     for i in 0..repeat {
         let target = tmp.path().join(format!("run{i}.lance"));
-        let location = ctx.location(&target.to_string_lossy())?;
+        let location = ctx.uri_location(&target.to_string_lossy())?;
         let mut request = IngestRequest::new(vec![input.clone()], WriteMode::Create);
         request.max_rows_per_file = max_rows_per_file;
         let report = lanceflow::ingest::ingest(

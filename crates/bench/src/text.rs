@@ -98,7 +98,7 @@ pub(crate) async fn run(ctx: &Context, args: TextArgs, out: &mut dyn Write) -> R
     }
     copy_dir(source, &copy)
         .with_context(|| format!("copying {} to {}", args.uri, copy.display()))?;
-    let location = ctx.location(&copy.to_string_lossy())?;
+    let location = ctx.uri_location(&copy.to_string_lossy())?;
     let dataset = location.open(None).await?;
     let rows = dataset.count_rows(None).await? as usize;
 

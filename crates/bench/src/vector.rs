@@ -326,7 +326,7 @@ pub(crate) async fn run(ctx: &Context, args: VectorArgs, out: &mut dyn Write) ->
             let parquet = scratch_path.join("vectors.parquet");
             write_generated_parquet(&parquet, &data, &labels[..args.rows.min(labels.len())])?;
             let target = scratch_path.join("vectors.lance");
-            let location = ctx.location(&target.to_string_lossy())?;
+            let location = ctx.uri_location(&target.to_string_lossy())?;
             let mut request = IngestRequest::new(vec![parquet], WriteMode::Create);
             request.max_rows_per_file = args.max_rows_per_file;
             lanceflow::ingest::ingest(
@@ -339,7 +339,7 @@ pub(crate) async fn run(ctx: &Context, args: VectorArgs, out: &mut dyn Write) ->
             target.to_string_lossy().into_owned()
         }
     };
-    let location = ctx.location(&uri)?;
+    let location = ctx.uri_location(&uri)?;
 
     let mut request = VectorIndexRequest::new("vector", index_type, metric);
     request.partitions = args.partitions;

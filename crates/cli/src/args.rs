@@ -58,6 +58,20 @@ pub struct GlobalArgs {
     /// running local cluster, else a new local Ray instance).
     #[arg(long, value_name = "ADDR", global = true)]
     pub ray_address: Option<String>,
+    /// Name datasets as tables of a Lance namespace instead of by URI:
+    /// dir:ROOT (a directory of tables, local or s3:// / oss://) or
+    /// rest:URL (a Lance REST namespace server). Also the config file's
+    /// [namespace] block. Used with --table.
+    #[arg(long, value_name = "IMPL:TARGET", global = true)]
+    pub namespace: Option<String>,
+    /// A namespace property KEY=VALUE (repeatable), e.g. delimiter=. or
+    /// header.Authorization=...
+    #[arg(long = "namespace-property", value_name = "KEY=VALUE", global = true)]
+    pub namespace_properties: Vec<String>,
+    /// The table in the namespace (`docs`, or `team.docs` in a child
+    /// namespace), in place of the dataset URI.
+    #[arg(long, value_name = "ID", global = true)]
+    pub table: Option<String>,
 }
 
 /// Where a command's tasks run.
@@ -111,30 +125,30 @@ pub enum Command {
     Ingest(IngestArgs),
     /// Show rows, fragments, schema, indices, version and size.
     Info {
-        /// Dataset URI (path, file://, s3://, oss://, memory://).
-        uri: String,
+        /// Dataset URI (path, file://, s3://, oss://, memory://); or --namespace with --table.
+        uri: Option<String>,
         #[command(flatten)]
         at: VersionArgs,
     },
     /// List the dataset's versions.
     Versions {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
     },
     /// Create, list or delete tags (named versions).
     #[command(subcommand)]
     Tag(TagCommand),
     /// Make an old version's contents the latest version.
     Restore {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
         #[command(flatten)]
         at: VersionArgs,
     },
     /// Remove old versions and the files only they use (tagged versions stay).
     Cleanup {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
         /// Remove versions older than this (e.g. 7d, 12h, 0s).
         #[arg(long, default_value = "7d")]
         older_than: String,
@@ -144,14 +158,16 @@ pub enum Command {
     },
     /// Delete the rows matching an SQL predicate (one new version).
     Delete {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
         /// SQL predicate, e.g. "id < 100" or "title = 'x'".
         #[arg(long = "where", value_name = "PREDICATE")]
         predicate: String,
     },
     /// Rewrite small fragments into large ones (distributed, one commit; indexes stay valid).
     Compact(CompactArgs),
+    /// Compact every table of a namespace (--namespace), one commit per table.
+    CompactDatabase(CompactDatabaseArgs),
     /// Bring indexes up to date: index appended fragments with the trained model, merge segments.
     Optimize(OptimizeArgs),
     /// Add a sentence-embedding column (all-MiniLM-L6-v2), fragment by fragment, resumably.
@@ -200,8 +216,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
     pub addr: String,
@@ -248,7 +264,7 @@ pub struct IngestArgs {
     pub inputs: Vec<PathBuf>,
     /// Target dataset URI.
     #[arg(long, value_name = "URI")]
-    pub to: String,
+    pub to: Option<String>,
     /// Input format (default: from file extensions): jsonl, parquet, csv or arrow.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<InputFormat>,
@@ -320,8 +336,8 @@ impl ModelArgs {
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// Text column to embed.
     #[arg(long, required_unless_present = "template")]
     pub column: Option<String>,
@@ -352,14 +368,14 @@ pub struct EmbedArgs {
 pub enum IndexCommand {
     /// Vector index: IVF_FLAT, IVF_SQ, IVF_PQ (or IVF_HNSW_SQ / IVF_HNSW_PQ).
     Vector(Box<VectorIndexArgs>),
-    /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP, BLOOMFILTER.
+    /// Scalar or full-text index: BTREE, BITMAP, LABEL_LIST, INVERTED, NGRAM, ZONEMAP, BLOOMFILTER, RTREE (geometry).
     Scalar(Box<ScalarIndexArgs>),
 }
 
 #[derive(Debug, Args)]
 pub struct AddColumnsArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// A new column: NAME=SQL expression over existing columns, e.g.
     /// "n_chars=length(text)" (repeat for several).
     #[arg(long = "expr", value_name = "NAME=EXPR", required = true)]
@@ -377,8 +393,26 @@ pub struct AddColumnsArgs {
 
 #[derive(Debug, Args)]
 pub struct CompactArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
+    #[command(flatten)]
+    pub options: CompactOptions,
+}
+
+/// Every table of a namespace, compacted.
+#[derive(Debug, Args)]
+pub struct CompactDatabaseArgs {
+    /// The child namespace whose tables to compact (`team`, `team.sub`;
+    /// default: the namespace's root). Tables of its own children are not.
+    #[arg(long, value_name = "ID")]
+    pub database: Option<String>,
+    #[command(flatten)]
+    pub options: CompactOptions,
+}
+
+/// How to compact.
+#[derive(Debug, Args)]
+pub struct CompactOptions {
     /// Fragments with fewer rows are merged with their neighbours (default 1048576).
     #[arg(long, value_name = "N")]
     pub target_rows_per_fragment: Option<usize>,
@@ -398,8 +432,8 @@ pub struct CompactArgs {
 
 #[derive(Debug, Args)]
 pub struct OptimizeArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// Only this index (repeatable; default: every index).
     #[arg(long = "index", value_name = "NAME")]
     pub indexes: Vec<String>,
@@ -421,12 +455,12 @@ pub struct OptimizeArgs {
 
 #[derive(Debug, Args)]
 pub struct ScalarIndexArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// The column to index.
     #[arg(long)]
     pub column: String,
-    /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM, ZONEMAP or BLOOMFILTER.
+    /// BTREE, BITMAP, LABEL_LIST, INVERTED (full-text), NGRAM, ZONEMAP, BLOOMFILTER or RTREE (GeoArrow geometry).
     #[arg(long = "type", value_name = "TYPE")]
     pub index_type: ScalarIndexType,
     /// Index name (default: <column>_idx).
@@ -476,8 +510,8 @@ pub struct ScalarIndexArgs {
 
 #[derive(Debug, Args)]
 pub struct VectorIndexArgs {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// Vector column (FixedSizeList<float32|float16>).
     #[arg(long, default_value = "vector")]
     pub column: String,
@@ -559,8 +593,8 @@ pub enum SearchCommand {
 /// filter, and the columns returned.
 #[derive(Debug, Args, Clone)]
 pub struct SearchScope {
-    /// Dataset URI.
-    pub uri: String,
+    /// Dataset URI (or --namespace with --table).
+    pub uri: Option<String>,
     /// Hits to return (per query).
     #[arg(long, short = 'k', default_value_t = 10)]
     pub k: usize,
@@ -726,8 +760,8 @@ pub enum GenerateCommand {
 pub enum TagCommand {
     /// Point a new tag at a version (default: latest).
     Create {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
         /// Tag name.
         name: String,
         /// Version to tag.
@@ -736,13 +770,13 @@ pub enum TagCommand {
     },
     /// List tags.
     List {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
     },
     /// Delete a tag.
     Delete {
-        /// Dataset URI.
-        uri: String,
+        /// Dataset URI (or --namespace with --table).
+        uri: Option<String>,
         /// Tag name.
         name: String,
     },

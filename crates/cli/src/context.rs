@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use lanceflow::config::Config;
+use lanceflow::namespace::{self, Intent, NamespaceSpec, TableId, TableRef};
 use lanceflow::progress::Progress;
 use lanceflow::{Executor, Location, StorageOptions};
 use serde::Serialize;
@@ -24,6 +25,11 @@ pub struct Context {
     pub json: bool,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--namespace` (or the config's `[namespace]`) with `--table`: the
+    /// table that stands in for the dataset URI.
+    table: Option<TableRef>,
+    /// The namespace without a table (`compact-database`).
+    namespace: Option<NamespaceSpec>,
     executor: Arc<dyn Executor>,
 }
 
@@ -39,6 +45,35 @@ impl Context {
         for pair in &global.storage_options {
             options.set_pair(pair)?;
         }
+        let mut namespace = match &global.namespace {
+            Some(text) => Some(NamespaceSpec::parse(text)?),
+            None => config.namespace()?,
+        };
+        for pair in &global.namespace_properties {
+            let (Some(spec), Some((key, value))) = (namespace.as_mut(), pair.split_once('='))
+            else {
+                return Err(lanceflow::Error::InvalidInput(format!(
+                    "--namespace-property '{pair}' needs KEY=VALUE and a namespace \
+                     (--namespace IMPL:TARGET or the config's [namespace])"
+                ))
+                .into());
+            };
+            spec.set_property(key, value)?;
+        }
+        let table = match (&global.table, &namespace) {
+            (Some(id), Some(spec)) => Some(TableRef {
+                namespace: spec.clone(),
+                table: TableId::parse(id)?,
+            }),
+            (Some(id), None) => {
+                return Err(lanceflow::Error::InvalidInput(format!(
+                    "--table {id} needs a namespace: --namespace dir:ROOT or rest:URL, or a \
+                     [namespace] block in the config file"
+                ))
+                .into())
+            }
+            (None, _) => None,
+        };
         if global.workers == Some(0) {
             return Err(
                 lanceflow::Error::InvalidInput("--workers must be at least 1".into()).into(),
@@ -74,13 +109,57 @@ impl Context {
             workers,
             json: global.json,
             quiet: global.quiet,
+            table,
+            namespace,
             executor,
         })
     }
 
-    /// A dataset URI resolved with the command's storage options.
-    pub fn location(&self, uri: &str) -> Result<Location> {
+    /// The command's dataset: its URI argument, or `--table` in the namespace
+    /// (which must exist).
+    pub async fn location(&self, uri: Option<&str>) -> Result<Location> {
+        self.dataset(uri, Intent::Read).await
+    }
+
+    /// The dataset a command writes: as [`Context::location`], but a table the
+    /// namespace does not have yet is declared there.
+    pub async fn write_location(&self, uri: Option<&str>) -> Result<Location> {
+        self.dataset(uri, Intent::Write).await
+    }
+
+    /// Another dataset a command names by URI (an output, a model source).
+    pub fn uri_location(&self, uri: &str) -> Result<Location> {
         Ok(Location::resolve(uri, &self.options)?)
+    }
+
+    /// The namespace, for commands over a whole namespace.
+    pub fn namespace(&self) -> Result<&NamespaceSpec> {
+        self.namespace.as_ref().ok_or_else(|| {
+            lanceflow::Error::InvalidInput(
+                "name the namespace: --namespace dir:ROOT or rest:URL, or a [namespace] block in \
+                 the config file"
+                    .into(),
+            )
+            .into()
+        })
+    }
+
+    async fn dataset(&self, uri: Option<&str>, intent: Intent) -> Result<Location> {
+        match (uri, &self.table) {
+            (Some(uri), None) => self.uri_location(uri),
+            (None, Some(table)) => Ok(namespace::resolve(table, &self.options, intent).await?),
+            (Some(uri), Some(table)) => Err(lanceflow::Error::InvalidInput(format!(
+                "give the dataset URI '{uri}' or --table {}, not both",
+                table.table
+            ))
+            .into()),
+            (None, None) => Err(lanceflow::Error::InvalidInput(
+                "name the dataset: its URI (a path, s3://, oss://), or --table ID with \
+                 --namespace dir:ROOT / rest:URL"
+                    .into(),
+            )
+            .into()),
+        }
     }
 
     /// Where this command's tasks run (`--executor`).

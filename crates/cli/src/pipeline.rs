@@ -363,7 +363,7 @@ impl Plan {
             ..CompactRequest::default()
         });
         Ok(Self {
-            location: ctx.location(&config.dataset)?,
+            location: ctx.uri_location(&config.dataset)?,
             ingest: input(&config.input, WriteMode::Overwrite),
             embed: embed_request(&config.embedding)?,
             vector_index,

@@ -16,7 +16,7 @@ use lanceflow::vectors::Matrix;
 use lanceflow::{Location, VersionSpec};
 
 use crate::args::{
-    AddColumnsArgs, CompactArgs, EmbedArgs, HybridSearchArgs, IngestArgs, OptimizeArgs,
+    AddColumnsArgs, CompactOptions, EmbedArgs, HybridSearchArgs, IngestArgs, OptimizeArgs,
     ScalarIndexArgs, TextSearchArgs, VectorIndexArgs, VectorLegArgs, VectorSearchArgs, VersionArgs,
 };
 
@@ -121,7 +121,7 @@ pub fn add_columns(args: &AddColumnsArgs) -> lanceflow::Result<AddColumnsRequest
 }
 
 /// `lanceflow compact`.
-pub fn compact(args: &CompactArgs) -> CompactRequest {
+pub fn compact(args: &CompactOptions) -> CompactRequest {
     CompactRequest {
         target_rows_per_fragment: args.target_rows_per_fragment,
         max_rows_per_group: args.max_rows_per_group,

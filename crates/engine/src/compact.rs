@@ -23,7 +23,8 @@ use lance::Dataset;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::fragments::fragment_ranges;
-use crate::error::{ensure_invalid, Result};
+use crate::error::{ensure_invalid, Error, Result};
+use crate::namespace::{Intent, Namespace};
 use crate::progress::{note, Progress};
 use crate::spine::Executor;
 use crate::spine::{run_tasks, DistributedOp};
@@ -293,6 +294,88 @@ pub async fn compact(
     report.compacted = true;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// One table's compaction in [`compact_database`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableCompaction {
+    /// The table's id in the namespace.
+    pub table_id: Vec<String>,
+    /// What compacting it did.
+    pub report: CompactReport,
+}
+
+/// What [`compact_database`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseCompactReport {
+    /// The namespace (`dir:ROOT`, `rest:URL`).
+    pub namespace: String,
+    /// The child namespace whose tables were compacted (`[]`: the root).
+    pub database: Vec<String>,
+    /// Every table, in listing order.
+    pub tables: Vec<TableCompaction>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Compact every table the namespace lists under `database` (one level, as
+/// lance-ray's `compact_database`), one after another, each distributed on
+/// `executor` and committed once. The options are checked before any table
+/// is touched; the first table that fails stops the run, named in the error
+/// (the tables before it stay compacted: each is its own commit).
+pub async fn compact_database(
+    namespace: &Namespace,
+    database: &[String],
+    request: &CompactRequest,
+    executor: &dyn Executor,
+    progress: &dyn Progress,
+) -> Result<DatabaseCompactReport> {
+    let started = Instant::now();
+    request.to_lance()?;
+    let tables = namespace.tables(database, false).await?;
+    note(
+        progress,
+        CompactOp::NAME,
+        format!(
+            "{} table(s) in namespace {}{}",
+            tables.len(),
+            namespace.spec(),
+            if database.is_empty() {
+                String::new()
+            } else {
+                format!(" / {}", database.join("."))
+            }
+        ),
+    );
+    let mut out = Vec::with_capacity(tables.len());
+    for (done, table) in tables.iter().enumerate() {
+        let compacted = async {
+            let location = namespace.locate(table, Intent::Read).await?;
+            compact(&location, request, executor, progress).await
+        }
+        .await;
+        let report = compacted.map_err(|e| {
+            let message = format!(
+                "compacting table '{table}' ({} of {}; the {done} before it are compacted): {e}",
+                done + 1,
+                tables.len()
+            );
+            match e {
+                Error::TasksFailed { .. } => Error::Storage(message),
+                other => Error::from_kind(other.kind(), message),
+            }
+        })?;
+        out.push(TableCompaction {
+            table_id: table.parts().to_vec(),
+            report,
+        });
+    }
+    Ok(DatabaseCompactReport {
+        namespace: namespace.spec().to_string(),
+        database: database.to_vec(),
+        tables: out,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,13 @@
 //! aws_region = "us-east-1"
 //! aws_endpoint = "http://127.0.0.1:9000"
 //! client_max_retries = 20
+//!
+//! # Name datasets as tables of a Lance namespace (then --table NAME
+//! # replaces a dataset URI). `impl` is dir or rest; every other key is a
+//! # namespace property (dir: root, storage.*; rest: uri, delimiter, header.*).
+//! [namespace]
+//! impl = "dir"
+//! root = "/data/kb"
 //! ```
 //!
 //! Command-line options win over the file; the file wins over environment
@@ -20,6 +27,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::namespace::NamespaceSpec;
 use crate::storage::StorageOptions;
 
 /// Parsed config file.
@@ -31,6 +39,9 @@ pub struct Config {
     /// Storage options.
     #[serde(default)]
     pub storage: BTreeMap<String, toml::Value>,
+    /// The namespace tables are named in (`impl` + properties).
+    #[serde(default)]
+    pub namespace: Option<BTreeMap<String, toml::Value>>,
 }
 
 impl Config {
@@ -67,21 +78,50 @@ impl Config {
     pub fn storage_options(&self) -> Result<StorageOptions> {
         let mut out = StorageOptions::new();
         for (key, value) in &self.storage {
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                _ => {
-                    return Err(Error::InvalidInput(format!(
-                        "config: storage option '{key}' must be a string, number or boolean"
-                    )))
-                }
-            };
-            out.set(key, text);
+            out.set(key, scalar_text("storage option", key, value)?);
         }
         Ok(out)
     }
+
+    /// The `[namespace]` table, when there is one.
+    pub fn namespace(&self) -> Result<Option<NamespaceSpec>> {
+        let Some(table) = &self.namespace else {
+            return Ok(None);
+        };
+        let mut implementation = None;
+        let mut properties = BTreeMap::new();
+        for (key, value) in table {
+            let text = scalar_text("namespace property", key, value)?;
+            if key == "impl" {
+                implementation = Some(text);
+            } else {
+                properties.insert(key.clone(), text);
+            }
+        }
+        let Some(implementation) = implementation else {
+            return Err(Error::InvalidInput(
+                "config: [namespace] needs `impl = \"dir\"` or `impl = \"rest\"`".into(),
+            ));
+        };
+        NamespaceSpec::new(&implementation, properties)
+            .map(Some)
+            .map_err(|e| Error::InvalidInput(format!("config: [namespace]: {e}")))
+    }
+}
+
+/// A config value that must be a string, number or boolean, as text.
+fn scalar_text(what: &str, key: &str, value: &toml::Value) -> Result<String> {
+    Ok(match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => {
+            return Err(Error::InvalidInput(format!(
+                "config: {what} '{key}' must be a string, number or boolean"
+            )))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -105,5 +145,25 @@ mod tests {
             .to_string()
             .contains("wrokers"));
         assert!(Config::parse("workers = 0").is_err());
+    }
+
+    #[test]
+    fn namespace_block_names_impl_and_properties() {
+        let c = Config::parse(
+            "[namespace]\nimpl = \"rest\"\nuri = \"http://h:1\"\ndelimiter = \".\"\n",
+        )
+        .unwrap();
+        let spec = c.namespace().unwrap().unwrap();
+        assert_eq!(spec.implementation(), "rest");
+        assert_eq!(spec.properties()["delimiter"], ".");
+        assert!(Config::parse("").unwrap().namespace().unwrap().is_none());
+        for bad in [
+            "[namespace]\nroot = \"/x\"\n",
+            "[namespace]\nimpl = \"glue\"\n",
+            "[namespace]\nimpl = \"dir\"\n",
+        ] {
+            let err = Config::parse(bad).unwrap().namespace().unwrap_err();
+            assert!(err.to_string().contains("[namespace]"), "{err}");
+        }
     }
 }

@@ -40,6 +40,7 @@ pub mod index;
 pub mod ingest;
 pub mod limits;
 pub(crate) mod linalg;
+pub mod namespace;
 pub mod operations;
 pub mod progress;
 pub mod search;

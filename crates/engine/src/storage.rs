@@ -136,6 +136,12 @@ impl StorageOptions {
         self.0.get(key).map(String::as_str)
     }
 
+    /// Every option, by key (secrets included: hand them only to code that
+    /// opens the store, never to output).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Whether no option is set.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -448,7 +454,7 @@ impl fmt::Display for Location {
 
 static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
 
-fn shared_session() -> Arc<Session> {
+pub(crate) fn shared_session() -> Arc<Session> {
     SESSION.get_or_init(|| Arc::new(Session::default())).clone()
 }
 

@@ -13,7 +13,7 @@ use lanceflow::dataset::versions as engine_versions;
 use lanceflow::ingest::{IngestRequest, Layout, StreamWrite};
 use pyo3::prelude::*;
 
-use crate::errors::{internal, InvalidInputError};
+use crate::errors::{internal, to_py_err, InvalidInputError};
 use crate::runtime::run;
 use crate::session::{parse, parse_opt, version_spec, Session};
 
@@ -95,6 +95,76 @@ pub(crate) fn write_arrow<'py>(
     let progress = session.progress();
     let done = run(py, || async move {
         lanceflow::ingest::write_stream(&location, source, &request, progress.as_ref()).await
+    })?;
+    report(py, &done)
+}
+
+/// Write Arrow data into uncommitted fragments (lance-ray's
+/// `LanceFragmentWriter`): the staged fragments as JSON text, for
+/// [`commit_staged`]. `mode="append"` writes with the dataset's schema.
+#[pyfunction]
+#[pyo3(signature = (session, data, uri, mode="create", max_rows_per_file=None, data_storage_version=None, enable_stable_row_ids=false, schema=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stage_arrow(
+    py: Python<'_>,
+    session: &Session,
+    data: PyArrowType<ArrowArrayStreamReader>,
+    uri: &str,
+    mode: &str,
+    max_rows_per_file: Option<usize>,
+    data_storage_version: Option<&str>,
+    enable_stable_row_ids: bool,
+    schema: Option<PyArrowType<arrow_schema::Schema>>,
+) -> PyResult<String> {
+    let location = session.location(uri)?;
+    let request = StreamWrite {
+        max_rows_per_file: max_rows_per_file
+            .unwrap_or(lanceflow::ingest::DEFAULT_MAX_ROWS_PER_FILE),
+        layout: layout(data_storage_version, enable_stable_row_ids)?,
+        schema: schema.map(|s| s.0),
+        ..StreamWrite::new(parse(mode)?)
+    };
+    let source: Box<dyn arrow_array::RecordBatchReader + Send> = Box::new(data.0);
+    let staged = run(py, || async move {
+        lanceflow::ingest::stage_stream(&location, source, &request).await
+    })?;
+    serde_json::to_string(&staged).map_err(internal)
+}
+
+/// Commit staged fragments (JSON texts from [`stage_arrow`], from any number
+/// of workers) as one new version (lance-ray's `LanceFragmentCommitter`).
+#[pyfunction]
+#[pyo3(signature = (session, uri, staged, mode="create", idempotency_key=None))]
+pub(crate) fn commit_staged<'py>(
+    py: Python<'py>,
+    session: &Session,
+    uri: &str,
+    staged: Vec<String>,
+    mode: &str,
+    idempotency_key: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let location = session.location(uri)?;
+    let mode = parse(mode)?;
+    let parts = staged
+        .iter()
+        .map(|text| {
+            serde_json::from_str::<lanceflow::ingest::StagedFragments>(text).map_err(|e| {
+                to_py_err(lanceflow::Error::InvalidInput(format!(
+                    "staged fragments must be what LanceFragmentWriter wrote ({e})"
+                )))
+            })
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let started = std::time::Instant::now();
+    let done = run(py, || async move {
+        lanceflow::ingest::commit_staged(
+            &location,
+            mode,
+            parts,
+            idempotency_key.as_deref(),
+            started,
+        )
+        .await
     })?;
     report(py, &done)
 }

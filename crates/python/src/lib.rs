@@ -43,6 +43,7 @@ mod data;
 mod errors;
 mod evolve;
 mod executor;
+mod namespace;
 mod runtime;
 mod search;
 mod session;
@@ -59,6 +60,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<executor::OutcomeSink>()?;
     m.add_function(wrap_pyfunction!(data::ingest, m)?)?;
     m.add_function(wrap_pyfunction!(data::write_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(data::stage_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(data::commit_staged, m)?)?;
     m.add_function(wrap_pyfunction!(data::info, m)?)?;
     m.add_function(wrap_pyfunction!(data::versions, m)?)?;
     m.add_function(wrap_pyfunction!(data::cleanup, m)?)?;
@@ -69,6 +72,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build::create_scalar_index, m)?)?;
     m.add_function(wrap_pyfunction!(build::optimize, m)?)?;
     m.add_function(wrap_pyfunction!(build::compact, m)?)?;
+    m.add_function(wrap_pyfunction!(namespace::resolve_table, m)?)?;
+    m.add_function(wrap_pyfunction!(namespace::compact_database, m)?)?;
     m.add_function(wrap_pyfunction!(evolve::add_columns, m)?)?;
     m.add_function(wrap_pyfunction!(evolve::write_row_columns, m)?)?;
     m.add_function(wrap_pyfunction!(evolve::commit_columns, m)?)?;

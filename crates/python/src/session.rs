@@ -79,6 +79,11 @@ impl Session {
         Location::resolve(uri, &self.options).map_err(to_py_err)
     }
 
+    /// The session's storage options.
+    pub(crate) fn options(&self) -> &StorageOptions {
+        &self.options
+    }
+
     /// The executor, shared.
     pub(crate) fn executor(&self) -> Arc<dyn Executor> {
         self.executor.clone()

@@ -5,6 +5,7 @@ checked through pylance against the same computation in Python, and bad
 input leaving the dataset at its version.
 """
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -172,5 +173,27 @@ def test_bloomfilter_filters_like_a_scan(cluster, tmp_path):
         assert sorted(indexed) == sorted(scanned), flt
         assert "ScalarIndexQuery" in ds.scanner(columns=["id"], filter=flt).explain_plan() or flt.endswith("'none'")
     assert sorted(ds.to_table(filter="text = 'text 17 xxxxxx'").column("id").to_pylist()) == [17]
-    with pytest.raises(ValueError, match="geo"):
+
+
+def test_rtree_filters_geometry_like_a_scan(cluster, tmp_path):
+    """RTREE on a GeoArrow point column: spatial filters equal an unindexed scan."""
+    uri = str(tmp_path / "rtree.lance")
+    rng = np.random.default_rng(11)
+    xy = rng.uniform(0, 100, size=(500, 2))
+    point = pa.struct([("x", pa.float64()), ("y", pa.float64())])
+    field = pa.field("geom", point, metadata={"ARROW:extension:name": "geoarrow.point"})
+    geom = pa.StructArray.from_arrays([pa.array(xy[:, 0]), pa.array(xy[:, 1])], fields=list(point))
+    table = pa.Table.from_arrays([pa.array(range(500), pa.int64()), geom],
+                                 schema=pa.schema([("id", pa.int64()), field]))
+    lance.write_dataset(table, uri, max_rows_per_file=100)
+    ds = lr.create_scalar_index(uri, column="geom", index_type="RTREE", num_workers=2)
+    described = {i.name: i for i in ds.describe_indices()}
+    assert "RTree" in described["geom_idx"].type_url, described
+    box = "POLYGON ((10 10, 40 10, 40 35, 10 35, 10 10))"
+    flt = f"st_intersects(geom, st_geomfromtext('{box}'))"
+    indexed = sorted(ds.to_table(columns=["id"], filter=flt).column("id").to_pylist())
+    scanned = sorted(ds.to_table(columns=["id"], filter=flt, use_scalar_index=False).column("id").to_pylist())
+    brute = sorted(i for i, (x, y) in enumerate(xy) if 10 <= x <= 40 and 10 <= y <= 35)
+    assert indexed == scanned == brute and brute
+    with pytest.raises(ValueError, match="GeoArrow"):
         lr.create_scalar_index(uri, column="id", index_type="RTREE")

@@ -7,10 +7,12 @@ Which lance-ray test each one covers (written from their intent):
   ``fragment_ids`` and ``with_metadata`` (and ``create_scalar_index(fragment_ids=)``)
   → ``test_read_fragments_with_row_addresses``;
   ``schema``, ``data_storage_version``, ``enable_stable_row_ids`` →
-  ``test_write_layout_and_schema``;
+  ``test_write_layout_and_schema``; namespaces → test_namespace.py;
   ``add_columns``, ``add_columns_from``, ``merge_columns_from`` →
-  test_evolve.py ``test_lance_ray_data_evolution``; namespaces and blobs
-  wait (``test_what_waits_raises_by_name`` checks they fail by name).
+  test_evolve.py ``test_lance_ray_data_evolution``; blobs wait
+  (``test_what_waits_raises_by_name`` checks they fail by name).
+- tests/test_fragment.py ``TestLanceFragmentWriterCommitter`` (basic, stable
+  row ids, transform, append, empty, None values) → ``test_fragment_writer_and_committer``.
 - tests/test_distributed_indexing.py: scalar (BTREE, FTS→INVERTED) and vector
   (IVF_FLAT with segments) builds returning a ``LanceDataset``,
   ``optimize_indices``, ``vector_search`` → ``test_indexes_and_search``;
@@ -19,9 +21,9 @@ Which lance-ray test each one covers (written from their intent):
   IVF_RQ (with and without ``rabitq_model``) and IVF_HNSW_FLAT →
   ``test_rabitq_and_hnsw_flat_indexes``; BLOOMFILTER → test_evolve.py
   ``test_bloomfilter_filters_like_a_scan`` (RTREE needs lance's ``geo``
-  feature: a clear error); namespaces wait.
+  feature: a clear error); namespaces → test_namespace.py.
 - tests/test_distributed_compaction.py: compaction metrics, ``None`` when
-  nothing to do → ``test_compaction``; ``compact_database`` waits.
+  nothing to do → ``test_compaction``; ``compact_database`` → test_namespace.py.
 - tests/test_distributed_search.py (its end-to-end intent) and test_pool.py:
   global top-k sorted by ``_distance`` equal to brute force, the global pool
   reused across calls → ``test_indexes_and_search``, ``test_global_pool``.
@@ -178,17 +180,18 @@ def test_what_waits_raises_by_name(cluster, tmp_path):
     uri = str(tmp_path / "w.lance")
     lance.write_dataset(table, uri)
     version = lance.dataset(uri).version
-    with pytest.raises(NotImplementedError, match="scanner_options"):
+    with pytest.raises(NotImplementedError, match="scanner_options: .*batch_size"):
         lr.read_lance(uri, scanner_options={"batch_size": 8})
+    rows = lr.read_lance(uri, scanner_options={"columns": ["id"], "filter": "id < 5",
+                                               "with_row_address": True}).take_all()
+    assert sorted(r["id"] for r in rows) == list(range(5)) and {"id", "_rowaddr"} <= set(rows[0])
+    with pytest.raises(ValueError, match="filter is given both"):
+        lr.read_lance(uri, filter="id < 3", scanner_options={"filter": "id < 5"})
     assert lr.read_lance(uri, override_num_blocks=2, concurrency=1).count() == 40
     with pytest.raises(ValueError, match="override_num_blocks"):
         lr.read_lance(uri, override_num_blocks=0)
     with pytest.raises(NotImplementedError, match="ef"):
         lr.vector_search(uri, nearest={"column": "vector", "q": [0.0] * 8, "k": 1, "ef": 64})
-    with pytest.raises(NotImplementedError, match="namespace_impl"):
-        lr.read_lance(namespace_impl="dir", table_id=["t"])
-    with pytest.raises(NotImplementedError, match="compact_database"):
-        lr.compact_database(namespace_impl="dir", namespace_properties={"root": str(tmp_path)})
     with pytest.raises(NotImplementedError, match="block_size"):
         lr.create_scalar_index(uri, column="id", index_type="BTREE", block_size=4096)
     with pytest.raises(ValueError, match="num_workers"):
@@ -299,3 +302,50 @@ def test_rabitq_and_hnsw_flat_indexes(cluster, tmp_path):
         lr.create_index(uri, "vector", "IVF_RQ", num_partitions=4, rabitq_model=model, num_bits=2)
     with pytest.raises(ValueError, match="not lance's model JSON"):
         lr.create_index(uri, "vector", "IVF_RQ", num_partitions=4, rabitq_model="{}")
+
+
+def test_fragment_writer_and_committer(cluster, tmp_path):
+    import pyarrow.compute as pc
+    import ray
+
+    uri = str(tmp_path / "frag_writer.lance")
+    schema = pa.schema([("id", pa.int64()), ("name", pa.string())])
+    ds = ray.data.range(10).map(lambda r: {"id": r["id"], "name": f"n{r['id']}" if r["id"] % 4 else None})
+    staged = ds.map_batches(lr.LanceFragmentWriter(uri, schema=schema), batch_size=5)
+    staged.write_datasink(lr.LanceFragmentCommitter(uri))
+    theirs = lance.dataset(uri)
+    assert theirs.count_rows() == 10 and len(theirs.get_fragments()) == 2
+    rows = sorted(theirs.to_table().to_pylist(), key=lambda r: r["id"])
+    assert rows[0] == {"id": 0, "name": None} and rows[5] == {"id": 5, "name": "n5"}
+    assert theirs.schema.field("id").type == pa.int64()
+    version = theirs.version
+
+    # Append: the writer sees the dataset and writes with its schema; a transform first.
+    more = ray.data.range(6).map(lambda r: {"id": 100 + r["id"], "name": "x"})
+    more.map_batches(
+        lr.LanceFragmentWriter(uri, transform=lambda t: t.filter(pc.greater(t["id"], 101))),
+        batch_size=3,
+    ).write_datasink(lr.LanceFragmentCommitter(uri, mode="append"))
+    assert lance.dataset(uri).count_rows() == 14 and lance.dataset(uri).version == version + 1
+
+    # Stable row ids on a new dataset; nothing staged → nothing committed.
+    stable = str(tmp_path / "stable.lance")
+    ds.map_batches(lr.LanceFragmentWriter(stable, schema=schema, enable_stable_row_ids=True), batch_size=10) \
+        .write_datasink(lr.LanceFragmentCommitter(stable))
+    assert lance.dataset(stable).has_stable_row_ids
+    empty = str(tmp_path / "empty.lance")
+    ray.data.range(4).filter(lambda r: r["id"] > 10).map_batches(lr.LanceFragmentWriter(empty)) \
+        .write_datasink(lr.LanceFragmentCommitter(empty))
+    assert not (tmp_path / "empty.lance" / "_versions").exists()
+
+    # Bad input: create over an existing dataset, an unknown mode, a foreign block.
+    with pytest.raises(Exception, match="already exists"):
+        ds.map_batches(lr.LanceFragmentWriter(uri, mode="overwrite"), batch_size=10) \
+            .write_datasink(lr.LanceFragmentCommitter(uri, mode="create"))
+    with pytest.raises(ValueError, match="mode"):
+        lr.LanceFragmentCommitter(uri, mode="upsert")
+    with pytest.raises(Exception, match="LanceFragmentWriter"):
+        ds.write_datasink(lr.LanceFragmentCommitter(uri, mode="append"))
+    with pytest.raises(NotImplementedError, match="max_bytes_per_file"):
+        lr.LanceFragmentWriter(uri, max_bytes_per_file=1 << 20)
+    assert lance.dataset(uri).count_rows() == 14

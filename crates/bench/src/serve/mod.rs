@@ -378,7 +378,7 @@ pub(crate) async fn run(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -> 
     // In-process service (and baseline) when a dataset is given.
     let mut local = None;
     if let Some(uri) = &args.dataset {
-        let location = ctx.location(uri)?;
+        let location = ctx.uri_location(uri)?;
         let needs_model = modes.iter().any(|m| *m != Mode::Text);
         let retriever = Arc::new(
             Retriever::open(location, None, needs_model.then(|| args.model.options())).await?,

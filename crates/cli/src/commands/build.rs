@@ -6,18 +6,21 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::args::{
-    AddColumnsArgs, CompactArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs, VectorIndexArgs,
+    AddColumnsArgs, CompactArgs, CompactDatabaseArgs, EmbedArgs, OptimizeArgs, ScalarIndexArgs,
+    VectorIndexArgs,
 };
+use lanceflow::namespace::{Namespace, TableId};
+
 use crate::context::Context;
 use crate::render::reports;
 use crate::requests;
 
 pub(super) async fn embed(ctx: &Context, args: EmbedArgs, out: &mut dyn Write) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let output = args
         .to
         .as_deref()
-        .map(|uri| ctx.location(uri))
+        .map(|uri| ctx.uri_location(uri))
         .transpose()?;
     let request = requests::embed(&args, output);
     let progress = ctx.progress();
@@ -31,7 +34,7 @@ pub(super) async fn add_columns(
     args: AddColumnsArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let request = requests::add_columns(&args)?;
     let progress = ctx.progress();
     let report =
@@ -45,7 +48,7 @@ pub(super) async fn index_vector(
     args: VectorIndexArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let rabitq_model = match &args.rabitq_model {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             lanceflow::Error::InvalidInput(format!(
@@ -72,7 +75,7 @@ pub(super) async fn index_scalar(
     args: ScalarIndexArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let request = requests::scalar_index(&args);
     let progress = ctx.progress();
     let report = lanceflow::index::scalar::create_scalar_index(
@@ -86,7 +89,7 @@ pub(super) async fn index_scalar(
 }
 
 pub(super) async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Write) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let request = requests::optimize(&args);
     let progress = ctx.progress();
     let report = lanceflow::index::optimize::optimize(
@@ -100,11 +103,34 @@ pub(super) async fn optimize(ctx: &Context, args: OptimizeArgs, out: &mut dyn Wr
 }
 
 pub(super) async fn compact(ctx: &Context, args: CompactArgs, out: &mut dyn Write) -> Result<()> {
-    let location = ctx.location(&args.uri)?;
-    let request = requests::compact(&args);
+    let location = ctx.location(args.uri.as_deref()).await?;
+    let request = requests::compact(&args.options);
     let progress = ctx.progress();
     let report =
         lanceflow::compact::compact(&location, &request, &ctx.executor(), progress.as_ref())
             .await?;
     ctx.emit(out, &report, reports::compact)
+}
+
+pub(super) async fn compact_database(
+    ctx: &Context,
+    args: CompactDatabaseArgs,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let request = requests::compact(&args.options);
+    let database = match &args.database {
+        Some(id) => TableId::parse(id)?.parts().to_vec(),
+        None => Vec::new(),
+    };
+    let namespace = Namespace::connect(ctx.namespace()?, &ctx.options).await?;
+    let progress = ctx.progress();
+    let report = lanceflow::compact::compact_database(
+        &namespace,
+        &database,
+        &request,
+        &ctx.executor(),
+        progress.as_ref(),
+    )
+    .await?;
+    ctx.emit(out, &report, reports::compact_database)
 }

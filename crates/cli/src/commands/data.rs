@@ -12,7 +12,7 @@ use crate::render::reports;
 use crate::requests::{self, version_spec};
 
 pub(super) async fn ingest(ctx: &Context, args: IngestArgs, out: &mut dyn Write) -> Result<()> {
-    let location = ctx.location(&args.to)?;
+    let location = ctx.write_location(args.to.as_deref()).await?;
     let request = requests::ingest(&args);
     let progress = ctx.progress();
     let report =
@@ -22,31 +22,32 @@ pub(super) async fn ingest(ctx: &Context, args: IngestArgs, out: &mut dyn Write)
 
 pub(super) async fn info(
     ctx: &Context,
-    uri: &str,
+    uri: Option<&str>,
     at: &VersionArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let report = info::info(&ctx.location(uri)?, version_spec(at).as_ref()).await?;
+    let report = info::info(&ctx.location(uri).await?, version_spec(at).as_ref()).await?;
     ctx.emit(out, &report, reports::info)
 }
 
-pub(super) async fn versions(ctx: &Context, uri: &str, out: &mut dyn Write) -> Result<()> {
-    let list = versions::versions(&ctx.location(uri)?).await?;
+pub(super) async fn versions(ctx: &Context, uri: Option<&str>, out: &mut dyn Write) -> Result<()> {
+    let list = versions::versions(&ctx.location(uri).await?).await?;
     ctx.emit(out, &list, reports::versions)
 }
 
 pub(super) async fn tag(ctx: &Context, cmd: TagCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         TagCommand::Create { uri, name, version } => {
-            let tag = versions::create_tag(&ctx.location(&uri)?, &name, version).await?;
+            let tag =
+                versions::create_tag(&ctx.location(uri.as_deref()).await?, &name, version).await?;
             ctx.emit(out, &tag, reports::tag_created)
         }
         TagCommand::List { uri } => {
-            let tags = versions::list_tags(&ctx.location(&uri)?).await?;
+            let tags = versions::list_tags(&ctx.location(uri.as_deref()).await?).await?;
             ctx.emit(out, &tags, reports::tags)
         }
         TagCommand::Delete { uri, name } => {
-            let tag = versions::delete_tag(&ctx.location(&uri)?, &name).await?;
+            let tag = versions::delete_tag(&ctx.location(uri.as_deref()).await?, &name).await?;
             ctx.emit(out, &tag, reports::tag_deleted)
         }
     }
@@ -54,7 +55,7 @@ pub(super) async fn tag(ctx: &Context, cmd: TagCommand, out: &mut dyn Write) -> 
 
 pub(super) async fn restore(
     ctx: &Context,
-    uri: &str,
+    uri: Option<&str>,
     at: &VersionArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -64,29 +65,29 @@ pub(super) async fn restore(
         )
         .into());
     };
-    let report = versions::restore(&ctx.location(uri)?, &spec).await?;
+    let report = versions::restore(&ctx.location(uri).await?, &spec).await?;
     ctx.emit(out, &report, reports::restore)
 }
 
 pub(super) async fn cleanup(
     ctx: &Context,
-    uri: &str,
+    uri: Option<&str>,
     older_than: &str,
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     let age = versions::parse_age(older_than)?;
-    let report = versions::cleanup(&ctx.location(uri)?, age, dry_run).await?;
+    let report = versions::cleanup(&ctx.location(uri).await?, age, dry_run).await?;
     ctx.emit(out, &report, |out, r| reports::cleanup(out, r, dry_run))
 }
 
 pub(super) async fn delete(
     ctx: &Context,
-    uri: &str,
+    uri: Option<&str>,
     predicate: &str,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let report = versions::delete_rows(&ctx.location(uri)?, predicate).await?;
+    let report = versions::delete_rows(&ctx.location(uri).await?, predicate).await?;
     ctx.emit(out, &report, |out, r| reports::delete(out, r, predicate))
 }
 

@@ -44,19 +44,22 @@ pub async fn run(
             crate::pipeline::run(&ctx, &files, out).await
         }
         Command::Ingest(args) => data::ingest(&ctx, args, out).await,
-        Command::Info { uri, at } => data::info(&ctx, &uri, &at, out).await,
-        Command::Versions { uri } => data::versions(&ctx, &uri, out).await,
+        Command::Info { uri, at } => data::info(&ctx, uri.as_deref(), &at, out).await,
+        Command::Versions { uri } => data::versions(&ctx, uri.as_deref(), out).await,
         Command::Tag(cmd) => data::tag(&ctx, cmd, out).await,
-        Command::Restore { uri, at } => data::restore(&ctx, &uri, &at, out).await,
+        Command::Restore { uri, at } => data::restore(&ctx, uri.as_deref(), &at, out).await,
         Command::Cleanup {
             uri,
             older_than,
             dry_run,
-        } => data::cleanup(&ctx, &uri, &older_than, dry_run, out).await,
-        Command::Delete { uri, predicate } => data::delete(&ctx, &uri, &predicate, out).await,
+        } => data::cleanup(&ctx, uri.as_deref(), &older_than, dry_run, out).await,
+        Command::Delete { uri, predicate } => {
+            data::delete(&ctx, uri.as_deref(), &predicate, out).await
+        }
         Command::Generate(cmd) => data::generate(&ctx, cmd, out),
         Command::Convert(cmd) => data::convert(&ctx, cmd, out),
         Command::Compact(args) => build::compact(&ctx, args, out).await,
+        Command::CompactDatabase(args) => build::compact_database(&ctx, args, out).await,
         Command::Optimize(args) => build::optimize(&ctx, args, out).await,
         Command::Embed(args) => build::embed(&ctx, *args, out).await,
         Command::AddColumns(args) => build::add_columns(&ctx, args, out).await,

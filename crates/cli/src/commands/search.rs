@@ -28,7 +28,7 @@ pub(super) async fn vector(
     args: VectorSearchArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let location = ctx.location(&args.scope.uri)?;
+    let location = ctx.location(args.scope.uri.as_deref()).await?;
     let at = version_spec(&args.scope.at);
     let queries = match (&args.query_vector, args.query_row) {
         (Some(text), _) => lanceflow::vectors::load_queries(text)?,
@@ -81,7 +81,7 @@ pub(super) async fn vector(
 }
 
 pub(super) async fn text(ctx: &Context, args: TextSearchArgs, out: &mut dyn Write) -> Result<()> {
-    let location = ctx.location(&args.scope.uri)?;
+    let location = ctx.location(args.scope.uri.as_deref()).await?;
     let at = version_spec(&args.scope.at);
     let request = requests::text_search(&args);
     let results = lanceflow::search::text::search_text(&location, at.as_ref(), &request).await?;
@@ -99,7 +99,7 @@ pub(super) async fn hybrid(
     args: HybridSearchArgs,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let location = ctx.location(&args.scope.uri)?;
+    let location = ctx.location(args.scope.uri.as_deref()).await?;
     let at = version_spec(&args.scope.at);
     // Before loading the model: an empty query fails at once.
     lanceflow::search::text::check_query(&args.query_text)?;

@@ -107,9 +107,10 @@ pub(super) async fn serve(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -
     if let Some(size) = &args.cache_size {
         lanceflow::storage::configure_index_cache(parse_size(size)?)?;
     }
-    let location = ctx.location(&args.uri)?;
+    let location = ctx.location(args.uri.as_deref()).await?;
     let at = version_spec(&args.at);
     let model = (!args.no_model).then(|| args.model.options());
+    let uri = location.uri().to_string();
     let retriever =
         lanceflow::search::retrieval::Retriever::open(location, at.as_ref(), model).await?;
     let (listener, addr) = bind(&args.addr).await?;
@@ -123,15 +124,14 @@ pub(super) async fn serve(ctx: &Context, args: ServeArgs, out: &mut dyn Write) -
         serde_json::to_writer(
             &mut *out,
             &serde_json::json!({
-                "url": format!("http://{addr}"), "uri": args.uri, "version": version,
+                "url": format!("http://{addr}"), "uri": uri, "version": version,
             }),
         )?;
         writeln!(out)?;
     } else {
         writeln!(
             out,
-            "serving {} version {version} on http://{addr} ({auth}; Ctrl-C stops)",
-            args.uri
+            "serving {uri} version {version} on http://{addr} ({auth}; Ctrl-C stops)"
         )?;
     }
     out.flush()?;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use lanceflow::compact::CompactReport;
+use lanceflow::compact::{CompactReport, DatabaseCompactReport};
 use lanceflow::dataset::info::DatasetInfo;
 use lanceflow::dataset::versions::{
     CleanupReport, DeleteReport, RestoreReport, TagInfo, VersionInfo,
@@ -245,6 +245,21 @@ pub(crate) fn compact(out: &mut dyn Write, report: &CompactReport) -> Result<()>
         report.rewrite_seconds,
         report.commit_seconds
     )?;
+    Ok(())
+}
+
+pub(crate) fn compact_database(out: &mut dyn Write, report: &DatabaseCompactReport) -> Result<()> {
+    let scope = if report.database.is_empty() {
+        report.namespace.clone()
+    } else {
+        format!("{} / {}", report.namespace, report.database.join("."))
+    };
+    writeln!(out, "{} table(s) in {scope}:", report.tables.len())?;
+    for table in &report.tables {
+        write!(out, "  {}: ", table.table_id.join("."))?;
+        compact(out, &table.report)?;
+    }
+    writeln!(out, "done in {:.2}s", report.seconds)?;
     Ok(())
 }
 

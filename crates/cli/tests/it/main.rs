@@ -5,6 +5,7 @@ mod common;
 mod embed;
 mod faults;
 mod fuzz;
+mod namespace;
 mod s3;
 mod serve;
 mod text;

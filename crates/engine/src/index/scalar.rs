@@ -52,11 +52,15 @@ pub enum ScalarIndexType {
     /// A bloom filter per zone of rows: equality and `IN` on
     /// high-cardinality columns (ids, hashes), small on disk.
     Bloomfilter,
+    /// An R-tree of bounding boxes on a GeoArrow geometry column (points,
+    /// lines, polygons; native or WKB): spatial filters such as
+    /// `st_intersects(geom, st_geomfromtext('POLYGON ((...))'))`.
+    Rtree,
 }
 
 impl ScalarIndexType {
     /// Parse `BTREE`, `BITMAP`, `LABEL_LIST`, `INVERTED` (or `FTS`), `NGRAM`,
-    /// `ZONEMAP`, `BLOOMFILTER` in any case.
+    /// `ZONEMAP`, `BLOOMFILTER`, `RTREE` in any case.
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_uppercase().replace('-', "_").as_str() {
             "BTREE" => Ok(Self::Btree),
@@ -66,13 +70,10 @@ impl ScalarIndexType {
             "NGRAM" => Ok(Self::Ngram),
             "ZONEMAP" | "ZONE_MAP" => Ok(Self::Zonemap),
             "BLOOMFILTER" | "BLOOM_FILTER" => Ok(Self::Bloomfilter),
-            "RTREE" | "R_TREE" => bail_invalid!(
-                "RTREE (geospatial) indexes are not supported: lanceflow builds lance without its \
-                 `geo` feature; use BTREE or ZONEMAP for ranges on plain columns"
-            ),
+            "RTREE" | "R_TREE" => Ok(Self::Rtree),
             other => bail_invalid!(
                 "unknown scalar index type '{other}'; use BTREE, BITMAP, LABEL_LIST, INVERTED, \
-                 NGRAM, ZONEMAP or BLOOMFILTER"
+                 NGRAM, ZONEMAP, BLOOMFILTER or RTREE"
             ),
         }
     }
@@ -87,6 +88,7 @@ impl ScalarIndexType {
             Self::Ngram => "NGRAM",
             Self::Zonemap => "ZONEMAP",
             Self::Bloomfilter => "BLOOMFILTER",
+            Self::Rtree => "RTREE",
         }
     }
 
@@ -99,6 +101,7 @@ impl ScalarIndexType {
             Self::Ngram => (IndexType::NGram, BuiltinIndexType::NGram),
             Self::Zonemap => (IndexType::ZoneMap, BuiltinIndexType::ZoneMap),
             Self::Bloomfilter => (IndexType::BloomFilter, BuiltinIndexType::BloomFilter),
+            Self::Rtree => (IndexType::RTree, BuiltinIndexType::RTree),
         }
     }
 
@@ -117,6 +120,16 @@ impl ScalarIndexType {
             },
             Self::Ngram => is_text(data_type),
             Self::Bloomfilter => is_hashable(data_type),
+            // GeoArrow layouts; lance checks the extension type itself.
+            Self::Rtree => matches!(
+                data_type,
+                DataType::Struct(_)
+                    | DataType::List(_)
+                    | DataType::LargeList(_)
+                    | DataType::Binary
+                    | DataType::LargeBinary
+                    | DataType::BinaryView
+            ),
         };
         if ok {
             return Ok(());
@@ -130,6 +143,9 @@ impl ScalarIndexType {
             Self::Ngram => "a string column",
             Self::Bloomfilter => {
                 "an integer, float, string, binary, date, time or timestamp column"
+            }
+            Self::Rtree => {
+                "a GeoArrow geometry column (e.g. a geoarrow.point struct or geoarrow.wkb binary)"
             }
         };
         let hint = if is_text(data_type) {
@@ -651,10 +667,13 @@ mod tests {
             .to_string()
             .contains("ZONEMAP"));
         assert_eq!(ScalarIndexType::parse("bloom_filter").unwrap(), Bloomfilter);
-        assert!(ScalarIndexType::parse("rtree")
+        assert_eq!(ScalarIndexType::parse("r_tree").unwrap(), Rtree);
+        assert!(Rtree.check_column("g", &DataType::Binary).is_ok());
+        assert!(Rtree
+            .check_column("g", &DataType::Float64)
             .unwrap_err()
             .to_string()
-            .contains("geo"));
+            .contains("GeoArrow"));
         assert!(Bloomfilter.check_column("c", &DataType::UInt64).is_ok());
         assert!(Bloomfilter.check_column("c", &DataType::LargeUtf8).is_ok());
         assert!(Bloomfilter.check_column("c", &DataType::Boolean).is_err());

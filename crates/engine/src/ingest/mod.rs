@@ -740,10 +740,6 @@ pub async fn write_stream(
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let started = Instant::now();
-    ensure_invalid!(
-        request.max_rows_per_file > 0,
-        "--max-rows-per-file must be at least 1 (it is the largest number of rows in one fragment)"
-    );
     if let Some(done) = already_applied(
         location,
         request.idempotency_key.as_deref(),
@@ -756,11 +752,65 @@ pub async fn write_stream(
     }
     let existing = location.open_if_exists().await?;
     check_mode(location, request.mode, existing.as_ref())?;
-    let layout = layout::resolve(
-        &request.layout,
-        request.mode == WriteMode::Append,
-        existing.as_ref(),
-    )?;
+    let staged = stage(location, source, request, existing.as_ref()).await?;
+    commit_staged(
+        location,
+        request.mode,
+        vec![staged],
+        request.idempotency_key.as_deref(),
+        started,
+    )
+    .await
+}
+
+/// Fragments written from Arrow data but not committed: what
+/// [`stage_stream`] returns (in any process) and [`commit_staged`] commits,
+/// many at once (lance-ray's `LanceFragmentWriter` / `LanceFragmentCommitter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedFragments {
+    /// The fragments (ids assigned at commit).
+    pub fragments: Vec<Fragment>,
+    /// The schema they were written with: the dataset's when it existed and
+    /// the data fitted it (field ids of that dataset), else the data's own.
+    pub schema: ArrowSchema,
+    /// Rows written.
+    pub rows: u64,
+    /// The dataset version whose schema they follow (0: none, the data's own).
+    pub dataset_version: u64,
+    /// The file format written.
+    pub storage_version: LanceFileVersion,
+    /// Stable row ids (for a new dataset).
+    pub stable_row_ids: bool,
+}
+
+/// Write an Arrow stream into uncommitted fragments of the dataset at
+/// `location` (which need not exist). The request's mode says what the
+/// fragments are for: `Append` writes with the dataset's schema and format
+/// (which must exist); `Create` / `Overwrite` with the data's own schema.
+pub async fn stage_stream(
+    location: &Location,
+    source: Box<dyn arrow_array::RecordBatchReader + Send>,
+    request: &StreamWrite,
+) -> Result<StagedFragments> {
+    let existing = location.open_if_exists().await?;
+    if request.mode == WriteMode::Append {
+        check_mode(location, request.mode, existing.as_ref())?;
+    }
+    stage(location, source, request, existing.as_ref()).await
+}
+
+async fn stage(
+    location: &Location,
+    source: Box<dyn arrow_array::RecordBatchReader + Send>,
+    request: &StreamWrite,
+    existing: Option<&Dataset>,
+) -> Result<StagedFragments> {
+    ensure_invalid!(
+        request.max_rows_per_file > 0,
+        "--max-rows-per-file must be at least 1 (it is the largest number of rows in one fragment)"
+    );
+    let append = request.mode == WriteMode::Append;
+    let layout = layout::resolve(&request.layout, append, existing)?;
     let label = Path::new("the given data");
     let source = match &request.schema {
         Some(wanted) => {
@@ -782,16 +832,15 @@ pub async fn write_stream(
         None => source,
     };
     let given = ArrowSchema::new(source.schema().fields().clone());
-    let (schema, read_version, append) = match (request.mode, &existing) {
-        (WriteMode::Append, Some(ds)) => {
+    let (schema, dataset_version) = match (append, existing) {
+        (true, Some(ds)) => {
             let target = ArrowSchema::from(ds.schema());
             check_fits(label, &given, &target)?;
-            (target, ds.version().version, true)
+            (target, ds.version().version)
         }
         _ => {
             ensure_invalid!(!given.fields().is_empty(), "the data has no columns");
-            let version = existing.as_ref().map_or(0, |d| d.version().version);
-            (given, version, false)
+            (given, 0)
         }
     };
     let lance_schema = LanceSchema::try_from(&schema).map_err(|e| {
@@ -802,23 +851,80 @@ pub async fn write_stream(
     let target = FragmentTarget {
         schema: &lance_schema,
         max_rows_per_file: request.max_rows_per_file,
-        append,
+        append: dataset_version > 0,
         storage_version: Some(layout.storage_version),
     };
-    let (fragments, rows_written) = write_fragments(location, &target, reader, label).await?;
+    let (fragments, rows) = write_fragments(location, &target, reader, label).await?;
+    Ok(StagedFragments {
+        fragments,
+        schema: schema.as_ref().clone(),
+        rows,
+        dataset_version,
+        storage_version: layout.storage_version,
+        stable_row_ids: layout.stable_row_ids,
+    })
+}
+
+/// Commit staged fragments (from one or many [`stage_stream`] calls) as one
+/// new version in `mode`: `Append` needs them written with the dataset's
+/// schema (staged in append mode), `Create` a dataset that does not exist
+/// yet; `Create` / `Overwrite` need every part written with one schema.
+pub async fn commit_staged(
+    location: &Location,
+    mode: WriteMode,
+    staged: Vec<StagedFragments>,
+    idempotency_key: Option<&str>,
+    started: Instant,
+) -> Result<IngestReport> {
+    let Some(first) = staged.first() else {
+        bail_invalid!("nothing was staged: the input holds no rows; nothing was written");
+    };
+    let (schema, storage_version, stable_row_ids) = (
+        first.schema.clone(),
+        first.storage_version,
+        first.stable_row_ids,
+    );
+    for part in &staged {
+        ensure_invalid!(
+            part.schema == schema && part.storage_version == storage_version,
+            "the staged fragments were written with different schemas or formats; write every \
+             part with the same schema (and mode) to commit them together"
+        );
+    }
+    let existing = location.open_if_exists().await?;
+    check_mode(location, mode, existing.as_ref())?;
+    let read_version = existing.as_ref().map_or(0, |d| d.version().version);
+    if mode == WriteMode::Append {
+        let Some(ds) = existing.as_ref() else {
+            return Err(Error::internal(
+                "append without a dataset passed the mode check",
+            ));
+        };
+        // Field ids are the dataset's only when staged against it; a schema
+        // change since (new or dropped columns) would misplace them.
+        ensure_invalid!(
+            staged.iter().all(|p| p.dataset_version > 0)
+                && ArrowSchema::from(ds.schema()) == schema,
+            "these fragments were not written for appending to '{}' as it is now (stage them in \
+             append mode, after any schema change); nothing was committed",
+            location.uri()
+        );
+    }
+    let rows_written = staged.iter().map(|p| p.rows).sum();
+    let fragments: Vec<Fragment> = staged.into_iter().flat_map(|p| p.fragments).collect();
     let fragments_written = fragments.len();
     let plan = IngestPlan {
         location: location.clone(),
-        mode: request.mode,
+        mode,
         read_version,
-        schema,
+        schema: Arc::new(schema),
         tasks: Vec::new(),
-        idempotency_key: request.idempotency_key.clone(),
-        storage_version: layout.storage_version,
-        stable_row_ids: layout.stable_row_ids,
+        idempotency_key: idempotency_key.map(str::to_string),
+        storage_version,
+        stable_row_ids,
     };
     let output = IngestTaskOutput {
-        input: label.to_path_buf(),
+        input: PathBuf::from("the given data"),
         fragments,
         rows: rows_written,
         input_bytes: 0,

@@ -5,6 +5,10 @@ executor and a Python API whose names a lance-ray user recognises. Every
 operation runs as plan → tasks → execute → commit: the driver plans against
 one pinned version and commits once, workers (threads here, or Ray tasks and
 actors) only execute tasks.
+
+Every function that takes a dataset ``uri`` can instead name a table of a
+Lance namespace: ``namespace_impl="dir"``, ``namespace_properties={"root":
+...}`` (or ``"rest"`` with ``{"uri": ...}``) and ``table_id=["docs"]``.
 """
 
 from ._native import __version__
@@ -32,6 +36,7 @@ from .api import (
     merge_columns,
     optimize_indices,
     read_lance,
+    resolve_table,
     search_text,
     vector_search,
     versions,
@@ -63,6 +68,7 @@ __all__ = [
     "merge_columns",
     "optimize_indices",
     "read_lance",
+    "resolve_table",
     "search_text",
     "vector_search",
     "versions",

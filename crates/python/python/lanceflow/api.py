@@ -59,6 +59,60 @@ def _common(kwargs: Dict[str, Any]) -> Any:
     return _session(**kwargs)
 
 
+def resolve_table(
+    uri: Any = None,
+    storage_options: Optional[Mapping[str, str]] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Mapping[str, str]] = None,
+    table_id: Any = None,
+    *,
+    write: bool = False,
+) -> Tuple[str, Optional[Dict[str, str]]]:
+    """``(uri, storage_options)`` of the dataset a call names: ``uri`` as
+    given, or ``table_id`` in the Lance namespace ``namespace_impl`` ("dir"
+    with ``namespace_properties={"root": ...}``, "rest" with ``{"uri":
+    ...}``), its storage options overlaid with those the namespace vends
+    (the namespace's win). ``write=True`` declares a table the namespace
+    does not have yet."""
+    if namespace_impl is None and table_id is None:
+        if namespace_properties:
+            raise errors.InvalidInputError("namespace_properties needs namespace_impl and table_id")
+        if uri is None:
+            raise errors.InvalidInputError("Must provide either 'uri' OR ('namespace_impl' + 'table_id').")
+        if hasattr(uri, "uri") and not isinstance(uri, (str, os.PathLike)):
+            return str(uri.uri), dict(storage_options) if storage_options else None
+        return os.fspath(uri), dict(storage_options) if storage_options else None
+    if uri is not None:
+        raise errors.InvalidInputError(
+            "Cannot provide both 'uri' and namespace parameters (namespace_impl, table_id)"
+        )
+    if namespace_impl is None or table_id is None:
+        raise errors.InvalidInputError("Must provide either 'uri' OR ('namespace_impl' + 'table_id').")
+    if isinstance(table_id, str):
+        table_id = [table_id]
+    if not isinstance(table_id, (list, tuple)) or not all(isinstance(p, str) for p in table_id):
+        raise errors.InvalidInputError(f"table_id must be a list of names, not {table_id!r}")
+    properties = dict(namespace_properties or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in properties.items()):
+        raise errors.InvalidInputError("namespace_properties must map names to strings")
+    resolver = _native.Session(None, dict(storage_options or {}), None, False)
+    return _native.resolve_table(resolver, str(namespace_impl), properties, list(table_id), bool(write))
+
+
+_NAMESPACE_KEYS = ("namespace_impl", "namespace_properties", "table_id")
+
+
+def _at(uri: Any, kwargs: Dict[str, Any], write: bool = False) -> Tuple[Any, str]:
+    """The session and dataset URI of a call: ``uri``, or ``table_id`` in a
+    namespace (``namespace_impl=``, ``namespace_properties=``)."""
+    kwargs = dict(kwargs)
+    named = {k: kwargs.pop(k) for k in _NAMESPACE_KEYS if k in kwargs}
+    uri, options = resolve_table(uri, kwargs.get("storage_options"), write=write, **named)
+    if options is not None:
+        kwargs["storage_options"] = options
+    return _common(kwargs), uri
+
+
 def _rows(value: Any, name: str, one_row: bool) -> pa.FixedSizeListArray:
     """Rows of numbers (a pyarrow FixedSizeList or FixedShapeTensor array, a
     numpy 2-D array, a list of lists; with ``one_row`` also one vector) as
@@ -112,7 +166,7 @@ def _table(batch: pa.RecordBatch) -> pa.Table:
 
 def ingest(
     inputs: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
-    uri: str,
+    uri: Optional[str] = None,
     *,
     mode: str = "create",
     format: Optional[str] = None,
@@ -133,8 +187,9 @@ def ingest(
     dataset's (asking for another is an error)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    session, uri = _at(uri, common, write=True)
     return _native.ingest(
-        _common(common),
+        session,
         [os.fspath(i) for i in inputs],
         uri,
         mode,
@@ -149,7 +204,7 @@ def ingest(
 
 def write_lance(
     data: Any,
-    uri: str,
+    uri: Optional[str] = None,
     *,
     mode: str = "create",
     max_rows_per_file: Optional[int] = None,
@@ -179,6 +234,10 @@ def write_lance(
     if schema is not None and not isinstance(schema, pa.Schema):
         raise errors.InvalidInputError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
     layout = dict(data_storage_version=data_storage_version, enable_stable_row_ids=bool(enable_stable_row_ids))
+    named = {k: common.pop(k) for k in _NAMESPACE_KEYS if k in common}
+    uri, options = resolve_table(uri, common.get("storage_options"), write=True, **named)
+    if options is not None:
+        common["storage_options"] = options
     if not (hasattr(data, "write_parquet") and hasattr(data, "map_batches")):
         if not (isinstance(data, (pa.Table, pa.RecordBatchReader)) or hasattr(data, "__arrow_c_stream__")):
             if isinstance(data, pa.RecordBatch):
@@ -248,7 +307,7 @@ def _fragment_ids(ids: Optional[Sequence[int]]) -> Optional[List[int]]:
 
 
 def read_lance(
-    uri: str,
+    uri: Optional[str] = None,
     *,
     columns: Optional[Sequence[str]] = None,
     filter: Optional[str] = None,
@@ -261,8 +320,12 @@ def read_lance(
     ray_remote_args: Optional[Mapping[str, Any]] = None,
     concurrency: Optional[int] = None,
     override_num_blocks: Optional[int] = None,
+    namespace_impl: Optional[str] = None,
+    namespace_properties: Optional[Mapping[str, str]] = None,
+    table_id: Any = None,
 ) -> Any:
-    """A Ray Dataset over one pinned version of a dataset.
+    """A Ray Dataset over one pinned version of a dataset (``uri``, or
+    ``table_id`` in the namespace ``namespace_impl``).
 
     ``fragment_ids`` reads only those fragments (in dataset order; an id the
     version lacks is an error); ``with_metadata=True`` adds each row's
@@ -284,6 +347,7 @@ def read_lance(
 
     import ray
 
+    uri, storage_options = resolve_table(uri, storage_options, namespace_impl, namespace_properties, table_id)
     tasks = _native.plan_read(
         _session(storage_options=storage_options),
         uri,
@@ -328,7 +392,7 @@ def read_lance(
 
 
 def embed(
-    uri: str,
+    uri: Optional[str] = None,
     column: Optional[str] = None,
     *,
     to_column: Optional[str] = None,
@@ -349,7 +413,7 @@ def embed(
     the tasks run on a warm pool of actors that each load the model once.
     Resumable: re-running finishes only what is missing."""
     return _native.embed(
-        _common(common), uri, column, to_column, template, max_chars, bool(replace), to,
+        *_at(uri, common), column, to_column, template, max_chars, bool(replace), to,
         rows_per_task, model, backend, onnx, threads, batch_size,
     )
 
@@ -358,7 +422,7 @@ def embed(
 
 
 def create_index(
-    uri: str,
+    uri: Optional[str] = None,
     column: str = "vector",
     index_type: str = "IVF_PQ",
     *,
@@ -401,8 +465,7 @@ def create_index(
     if distributed_training:
         training = "distributed"
     return _native.create_vector_index(
-        _common(common),
-        uri,
+        *_at(uri, common),
         column,
         index_type,
         metric or "l2",
@@ -427,7 +490,7 @@ def create_index(
 
 
 def create_scalar_index(
-    uri: str,
+    uri: Optional[str],
     column: str,
     index_type: str = "BTREE",
     *,
@@ -450,8 +513,7 @@ def create_scalar_index(
     ZONEMAP) as segments on the workers, merged into one (unless
     ``keep_segments``), one commit; ``fragments`` indexes only those."""
     return _native.create_scalar_index(
-        _common(common),
-        uri,
+        *_at(uri, common),
         column,
         index_type,
         name,
@@ -474,7 +536,7 @@ def create_scalar_index(
 
 
 def vector_search(
-    uri: str,
+    uri: Optional[str] = None,
     query: Any = None,
     *,
     query_text: Union[None, str, Sequence[str]] = None,
@@ -532,8 +594,7 @@ def vector_search(
                 f"distance_range bounds must be numbers or None, not {distance_range!r}"
             ) from None
     answer = _native.vector_search(
-        _common(common),
-        uri,
+        *_at(uri, common),
         values,
         dim,
         list(query_text) if query_text is not None else None,
@@ -563,7 +624,7 @@ def vector_search(
 
 
 def search_text(
-    uri: str,
+    uri: Optional[str],
     query: str,
     *,
     k: int = 10,
@@ -577,8 +638,7 @@ def search_text(
 ) -> pa.Table:
     """Full-text (BM25) search over the INVERTED-indexed columns."""
     batch = _native.search_text(
-        _common(common),
-        uri,
+        *_at(uri, common),
         query,
         k,
         list(search_columns) if search_columns is not None else None,
@@ -592,7 +652,7 @@ def search_text(
 
 
 def hybrid_search(
-    uri: str,
+    uri: Optional[str],
     query_text: str,
     *,
     query_vector: Any = None,
@@ -615,8 +675,7 @@ def hybrid_search(
     """Vector and full-text search fused with Reciprocal Rank Fusion."""
     values, dim = _vectors(query_vector) if query_vector is not None else (None, 0)
     batch = _native.hybrid_search(
-        _common(common),
-        uri,
+        *_at(uri, common),
         query_text,
         values,
         dim,
@@ -642,7 +701,7 @@ def hybrid_search(
 
 
 def compact_files(
-    uri: str,
+    uri: Optional[str] = None,
     *,
     target_rows_per_fragment: Optional[int] = None,
     max_rows_per_group: Optional[int] = None,
@@ -653,8 +712,7 @@ def compact_files(
     """Merge small fragments (one task per run of fragments, one commit;
     indexes are remapped, not rebuilt)."""
     return _native.compact(
-        _common(common),
-        uri,
+        *_at(uri, common),
         target_rows_per_fragment,
         max_rows_per_group,
         materialize_deletions,
@@ -663,7 +721,7 @@ def compact_files(
 
 
 def optimize_indices(
-    uri: str,
+    uri: Optional[str] = None,
     *,
     indexes: Optional[Sequence[str]] = None,
     merge: Optional[int] = None,
@@ -676,8 +734,7 @@ def optimize_indices(
     merge each index's segments into one (``merge=N``: only the N newest;
     ``keep_segments=True``: the new rows get a segment of their own)."""
     return _native.optimize(
-        _common(common),
-        uri,
+        *_at(uri, common),
         list(indexes) if indexes is not None else None,
         merge,
         bool(keep_segments),
@@ -747,7 +804,7 @@ def _batch_size(value: Any) -> int:
 
 
 def add_columns(
-    uri: str,
+    uri: Optional[str],
     transform: Any,
     *,
     read_columns: Optional[Sequence[str]] = None,
@@ -772,7 +829,7 @@ def add_columns(
     raises or returns the wrong number of rows fails before any work, and
     nothing is committed if it fails later.
     """
-    session = _common(common)
+    session, uri = _at(uri, common)
     size = _batch_size(batch_size)
     if output_schema is not None and not isinstance(output_schema, pa.Schema):
         raise errors.InvalidInputError(
@@ -822,7 +879,7 @@ def _arrow_stream(data: Any, what: str) -> Any:
 
 
 def merge_columns(
-    uri: str,
+    uri: Optional[str],
     data: Any,
     *,
     version: Optional[int] = None,
@@ -834,21 +891,21 @@ def merge_columns(
     the rows they address; one new version. Each fragment's rows must all be
     given; with ``allow_missing`` fragments without any read null."""
     return _native.merge_columns(
-        _common(common), uri, _arrow_stream(data, "merge_columns"), version, bool(allow_missing)
+        *_at(uri, common), _arrow_stream(data, "merge_columns"), version, bool(allow_missing)
     )
 
 
-def versions(uri: str, **common: Any) -> List[Dict[str, Any]]:
+def versions(uri: Optional[str] = None, **common: Any) -> List[Dict[str, Any]]:
     """Every version: number, time, operation, rows, fragments, tags."""
-    return _native.versions(_common(common), uri)
+    return _native.versions(*_at(uri, common))
 
 
-def info(uri: str, *, version: Optional[int] = None, tag: Optional[str] = None, **common: Any) -> Dict[str, Any]:
+def info(uri: Optional[str] = None, *, version: Optional[int] = None, tag: Optional[str] = None, **common: Any) -> Dict[str, Any]:
     """Rows, fragments, schema, indexes, version and size."""
-    return _native.info(_common(common), uri, version, tag)
+    return _native.info(*_at(uri, common), version, tag)
 
 
-def cleanup(uri: str, older_than: str = "7d", *, dry_run: bool = False, **common: Any) -> Dict[str, Any]:
+def cleanup(uri: Optional[str] = None, older_than: str = "7d", *, dry_run: bool = False, **common: Any) -> Dict[str, Any]:
     """Remove versions older than ``older_than`` (tagged versions stay) and
     the files only they use."""
-    return _native.cleanup(_common(common), uri, older_than, bool(dry_run))
+    return _native.cleanup(*_at(uri, common), older_than, bool(dry_run))

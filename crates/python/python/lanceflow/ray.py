@@ -9,8 +9,13 @@ Dataset from ``read_lance``). Everything runs as lanceflow's Rust tasks on Ray
 a :class:`~lanceflow.RayExecutor` per call, unless a global pool is set, which
 then serves every call with its warm actors. Nothing imports lance-ray.
 
-A parameter whose capability the engine does not have yet (namespaces,
-``block_size``, ...) raises
+Tables can be named by ``namespace_impl`` / ``namespace_properties`` /
+``table_id`` (Lance namespaces, ``dir`` and ``rest``) everywhere lance-ray
+takes them; the namespace is resolved once on the driver, its storage options
+winning over the caller's, and the tasks carry the resolved location.
+
+A parameter whose capability the engine does not have yet (``block_size``,
+...) raises
 ``NotImplementedError`` naming it; none is silently ignored.
 """
 
@@ -21,7 +26,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import pyarrow as pa
 
@@ -136,18 +141,13 @@ def _not_yet(**given: Any) -> None:
         )
 
 
-def _uri(uri: Any, namespace_impl: Any, namespace_properties: Any, table_id: Any) -> str:
-    """The dataset URI (a ``lance.LanceDataset`` gives its own)."""
-    if uri is not None and (namespace_impl is not None or table_id is not None):
-        raise errors.InvalidInputError(
-            "Cannot provide both 'uri' and namespace parameters (namespace_impl, table_id)"
-        )
-    _not_yet(namespace_impl=namespace_impl, namespace_properties=namespace_properties, table_id=table_id)
-    if uri is None:
-        raise errors.InvalidInputError("Must provide either 'uri' OR ('namespace_impl' + 'table_id').")
-    if hasattr(uri, "uri") and not isinstance(uri, (str, os.PathLike)):
-        return str(uri.uri)
-    return os.fspath(uri)
+def _uri(uri: Any, namespace_impl: Any, namespace_properties: Any, table_id: Any,
+         storage_options: Any, write: bool = False) -> Tuple[str, Optional[Dict[str, str]]]:
+    """The dataset URI and storage options: ``uri`` (a ``lance.LanceDataset``
+    gives its own), or ``table_id`` in the namespace, whose storage options
+    win over the caller's (credential vending). ``write`` declares a table
+    the namespace does not have yet."""
+    return api.resolve_table(uri, storage_options, namespace_impl, namespace_properties, table_id, write=write)
 
 
 def _no_unknown(what: str, extra: Dict[str, Any], known: Dict[str, str]) -> Dict[str, Any]:
@@ -168,7 +168,7 @@ def _dataset(uri: str, storage_options: Optional[Dict[str, str]]) -> Any:
 # -- indexes -------------------------------------------------------------------
 
 _VECTOR_TYPES = {"IVF_FLAT", "IVF_SQ", "IVF_PQ", "IVF_RQ", "IVF_HNSW_FLAT", "IVF_HNSW_SQ", "IVF_HNSW_PQ"}
-_SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP", "BLOOMFILTER"}
+_SCALAR_TYPES = {"BTREE", "BITMAP", "LABEL_LIST", "INVERTED", "FTS", "NGRAM", "ZONEMAP", "BLOOMFILTER", "RTREE"}
 _FTS_PARAMS = {
     name: name
     for name in (
@@ -220,7 +220,7 @@ def create_index(
 ) -> Any:
     """A distributed vector index (trained once, one segment per batch of
     fragments on the workers, one commit); the dataset as committed."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if not column:
         raise errors.InvalidInputError("Column name cannot be empty")
     kind = str(getattr(index_type, "value", index_type)).upper()
@@ -284,14 +284,13 @@ def create_scalar_index(
 ) -> Any:
     """A distributed scalar index (one segment per batch of fragments, one
     commit); the dataset as committed. The default name is ``{column}_idx``."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if not column:
         raise errors.InvalidInputError("Column name cannot be empty")
     if not isinstance(index_type, str):
         raise NotImplementedError("index_type: lanceflow.ray takes the index type's name, not an IndexConfig")
     kind = index_type.upper()
-    # RTREE goes on to the engine, which says why it cannot build one.
-    if kind not in _SCALAR_TYPES and kind != "RTREE":
+    if kind not in _SCALAR_TYPES:
         raise errors.InvalidInputError(
             f"Index type must be one of {sorted(_SCALAR_TYPES)}, not '{index_type}'"
         )
@@ -333,7 +332,7 @@ def optimize_indices(
     """Index the rows added since the indexes were built (with their
     trained models) and merge the ``num_indices_to_merge`` newest segments;
     the dataset as committed."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     _no_unknown("optimize_indices", kwargs, {})
     if isinstance(num_indices_to_merge, bool) or int(num_indices_to_merge) < 0:
         raise errors.InvalidInputError(
@@ -386,13 +385,61 @@ def compact_files(
 ) -> Optional[CompactionMetrics]:
     """Merge small fragments (one task per group, one commit); ``None`` when
     there was nothing to compact."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     options = dict(compaction_options or {})
     # Threads per task are the engine's own choice (one task per worker).
     options.pop("num_threads", None)
     mapped = _no_unknown("compaction_options", options, _COMPACTION_OPTIONS)
     with _Executor(num_workers, ray_remote_args) as executor:
         report = api.compact_files(uri, executor=executor, storage_options=storage_options, **mapped)
+    return _compaction_metrics(report)
+
+
+def compact_database(
+    *,
+    database: List[str],
+    namespace_impl: str,
+    namespace_properties: Optional[Dict[str, str]] = None,
+    compaction_options: Optional[Dict[str, Any]] = None,
+    num_workers: int = 4,
+    storage_options: Optional[Dict[str, str]] = None,
+    ray_remote_args: Optional[Dict[str, Any]] = None,
+) -> List[Dict[str, Any]]:
+    """Compact every table the namespace lists under ``database`` (one level),
+    one after another, each distributed and committed once; one
+    ``{"table_id": [...], "metrics": CompactionMetrics | None}`` per table
+    (``None``: nothing to compact). The first table that fails raises,
+    naming it; the tables before it stay compacted."""
+    if not database:
+        raise errors.InvalidInputError("database must be a non-empty list of namespace names")
+    if not namespace_impl:
+        raise errors.InvalidInputError("namespace_impl is required (e.g. \"dir\" or \"rest\")")
+    if isinstance(database, str) or not all(isinstance(p, str) for p in database):
+        raise errors.InvalidInputError(f"database must be a list of names, not {database!r}")
+    options = dict(compaction_options or {})
+    options.pop("num_threads", None)
+    mapped = _no_unknown("compaction_options", options, _COMPACTION_OPTIONS)
+    properties = dict(namespace_properties or {})
+    with _Executor(num_workers, ray_remote_args) as executor:
+        from . import _native
+
+        report = _native.compact_database(
+            api._session(executor=executor, storage_options=storage_options),
+            str(namespace_impl),
+            properties,
+            list(database),
+            mapped.get("target_rows_per_fragment"),
+            mapped.get("max_rows_per_group"),
+            mapped.get("materialize_deletions"),
+            mapped.get("deletion_threshold"),
+        )
+    return [
+        {"table_id": list(t["table_id"]), "metrics": _compaction_metrics(t["report"])}
+        for t in report["tables"]
+    ]
+
+
+def _compaction_metrics(report: Dict[str, Any]) -> Optional[CompactionMetrics]:
     if not report.get("compacted"):
         return None
     removed, added = report["fragments_removed"], report["fragments_added"]
@@ -447,7 +494,7 @@ def vector_search(
     lanceflow's segment tasks return their approximate candidates and the
     driver selects and refines the global ``k × refine_factor`` of all of
     them, which gives exactly the single-process answer already."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if not isinstance(nearest, dict):
         raise errors.InvalidInputError("nearest must be a dict with 'column', 'q' and 'k'")
     unknown = sorted(set(nearest) - _NEAREST_KEYS)
@@ -534,13 +581,33 @@ def read_lance(
     ``fragment_ids`` reads only those fragments (an id the version lacks is
     an error, where lance-ray skips it), ``with_metadata`` adds ``_rowaddr``
     and ``_fragid``; ``override_num_blocks`` sets the number of Ray read
-    tasks, ``concurrency`` caps how many run at once."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    tasks, ``concurrency`` caps how many run at once. ``scanner_options``
+    may carry ``columns``, ``filter`` (not both here and there) and
+    ``with_row_address`` (which adds ``_fragid`` too)."""
+    scan = dict(scanner_options or {})
+    for key, given in (("columns", columns), ("filter", filter)):
+        if key in scan:
+            if given is not None:
+                raise errors.InvalidInputError(
+                    f"{key} is given both as a parameter and in scanner_options; give it once"
+                )
+            if key == "columns":
+                columns = scan.pop(key)
+            else:
+                filter = scan.pop(key)
+    if scan.pop("with_row_address", False):
+        with_metadata = True
+    unknown = sorted(scan)
+    if unknown:
+        raise NotImplementedError(
+            f"scanner_options: lanceflow.ray does not support {', '.join(unknown)} yet "
+            "(columns, filter and with_row_address are)"
+        )
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     options = dict(dataset_options or {})
     version = options.pop("version", None)
     _not_yet(
         base_store_params=base_store_params,
-        scanner_options=scanner_options,
         **{f"dataset_options['{k}']": v for k, v in options.items()},
     )
     tag = version if isinstance(version, str) else None
@@ -590,7 +657,6 @@ def write_lance(
     version: blocks staged as Parquet, one ingest task per file, one commit."""
     if ds is None:
         raise errors.InvalidInputError("write_lance: ds is None; pass a Ray Dataset")
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
     if mode not in ("create", "append", "overwrite"):
         raise errors.InvalidInputError(f"mode must be create, append or overwrite, not {mode!r}")
     if not (0 < int(min_rows_per_file) <= int(max_rows_per_file)):
@@ -609,6 +675,8 @@ def write_lance(
         batch_size=batch_size,
         resume_rows=int(resume_rows) != 0,
     )
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options,
+                                write=True)
     with _Executor(1, None) as executor:
         api.write_lance(
             ds,
@@ -649,7 +717,7 @@ def add_columns(
     one task per group of fragments, one ``Merge`` commit. ``reader_schema``
     fixes the new columns' schema (else learnt from a few rows);
     ``concurrency`` is the number of actors (default 4)."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if filter is not None:
         raise errors.InvalidInputError(
             "add_columns: filter is not supported (every row gets the new columns; lance-ray "
@@ -694,7 +762,7 @@ def add_columns_from(
     columns (dict, Table or RecordBatch); a pylance ``BatchUDF`` takes the
     RecordBatch. Runs as :func:`add_columns` does (in lanceflow's tasks, no
     shuffle); a new column that already exists is an error, not dropped."""
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if isinstance(transform, dict):
         raise errors.InvalidInputError(
             "add_columns_from takes a callable; for SQL expressions use add_columns(transform={...})"
@@ -725,7 +793,7 @@ def merge_columns_from(
     ``require_full_coverage=False`` fragments with no rows read null."""
     from . import _native
 
-    uri = _uri(uri, namespace_impl, namespace_properties, table_id)
+    uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options)
     if ds is None:
         raise errors.InvalidInputError("merge_columns_from: ds is None; pass a Ray Dataset")
     names = ds.schema().names
@@ -775,18 +843,183 @@ def merge_columns_from(
     )
 
 
-# -- what comes with the next issue ----------------------------------------------------
+# -- fragments from Ray Data pipelines ----------------------------------------------
+
+try:  # the committer is a Ray Data sink; the module imports without Ray too
+    from ray.data import Datasink as _Datasink
+except ImportError:  # pragma: no cover - Ray is a dependency of this module's use
+    _Datasink = object
 
 
-def _waits(name: str, what: str):
-    def missing(*args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"lanceflow.ray.{name}: {what} is not supported by lanceflow yet")
+def _as_table(data: Any, what: str) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, dict):
+        return pa.table(data)
+    try:
+        return pa.Table.from_pandas(data, preserve_index=False)
+    except (TypeError, AttributeError, pa.ArrowInvalid) as e:
+        raise errors.InvalidInputError(
+            f"{what} must be a pyarrow Table or RecordBatch, a dict of columns or a pandas "
+            f"DataFrame, not {type(data).__name__} ({e})"
+        ) from None
 
-    missing.__name__ = name
-    missing.__doc__ = f"Not supported yet: {what}. Raises NotImplementedError."
-    return missing
+
+class LanceFragmentWriter:
+    """Write each batch of a Ray Data pipeline into uncommitted fragments of
+    the dataset, as a ``map_batches`` step; every output row is one staged
+    part (``fragment``: the staged fragments as JSON, ``schema``: the Arrow
+    schema they were written with) for :class:`LanceFragmentCommitter`,
+    which commits them all as one version::
+
+        ds.map_batches(LanceFragmentWriter(uri, schema=schema), batch_size=1000) \\
+          .write_datasink(LanceFragmentCommitter(uri))
+
+    When the dataset exists the fragments are written with its schema (for
+    an append; ``mode="overwrite"`` writes the data's own schema instead).
+    ``transform`` is applied to each batch first."""
+
+    def __init__(
+        self,
+        uri: Optional[str] = None,
+        *,
+        transform: Optional[Any] = None,
+        schema: Optional[pa.Schema] = None,
+        max_rows_per_file: int = 1024 * 1024,
+        max_bytes_per_file: Optional[int] = None,
+        max_rows_per_group: Optional[int] = None,
+        data_storage_version: Optional[str] = None,
+        enable_stable_row_ids: bool = False,
+        use_legacy_format: bool = False,
+        storage_options: Optional[Dict[str, Any]] = None,
+        base_store_params: Optional[Dict[str, Any]] = None,
+        initial_bases: Optional[List[Any]] = None,
+        target_bases: Optional[List[str]] = None,
+        external_blob_mode: str = "reference",
+        allow_external_blob_outside_bases: bool = False,
+        namespace_impl: Optional[str] = None,
+        namespace_properties: Optional[Dict[str, str]] = None,
+        table_id: Optional[List[str]] = None,
+        retry_params: Optional[Dict[str, Any]] = None,
+        mode: Optional[str] = None,
+    ) -> None:
+        _not_yet(
+            max_bytes_per_file=max_bytes_per_file,
+            max_rows_per_group=max_rows_per_group,
+            use_legacy_format=use_legacy_format,
+            base_store_params=base_store_params,
+            initial_bases=initial_bases,
+            target_bases=target_bases,
+            external_blob_mode=external_blob_mode != "reference",
+            allow_external_blob_outside_bases=allow_external_blob_outside_bases,
+            retry_params=retry_params,
+        )
+        if transform is not None and not callable(transform):
+            raise errors.InvalidInputError(f"transform must be callable, not {type(transform).__name__}")
+        if schema is not None and not isinstance(schema, pa.Schema):
+            raise errors.InvalidInputError(f"schema must be a pyarrow.Schema, not {type(schema).__name__}")
+        if isinstance(max_rows_per_file, bool) or int(max_rows_per_file) <= 0:
+            raise errors.InvalidInputError(f"max_rows_per_file must be positive, not {max_rows_per_file!r}")
+        if mode not in (None, "create", "append", "overwrite"):
+            raise errors.InvalidInputError(f"mode must be create, append or overwrite, not {mode!r}")
+        self.uri, self.storage_options = _uri(uri, namespace_impl, namespace_properties, table_id,
+                                              storage_options, write=True)
+        if mode is None:
+            try:
+                api.info(self.uri, storage_options=self.storage_options)
+                mode = "append"
+            except errors.NotFoundError:
+                mode = "create"
+        self.mode = mode
+        self.transform = transform
+        self.schema = schema
+        self.max_rows_per_file = int(max_rows_per_file)
+        self.data_storage_version = data_storage_version
+        self.enable_stable_row_ids = bool(enable_stable_row_ids)
+
+    def __call__(self, batch: Any) -> pa.Table:
+        from lanceflow import _native as native
+
+        table = _as_table(batch, "a batch")
+        if self.transform is not None:
+            table = _as_table(self.transform(table), "the transform's result")
+        if table.num_rows == 0:
+            return pa.table({"fragment": pa.array([], pa.binary()), "schema": pa.array([], pa.binary())})
+        staged = native.stage_arrow(
+            api._session(executor="local", storage_options=self.storage_options),
+            table,
+            self.uri,
+            self.mode,
+            self.max_rows_per_file,
+            self.data_storage_version,
+            self.enable_stable_row_ids,
+            schema=self.schema,
+        )
+        written = (self.schema or table.schema).serialize().to_pybytes()
+        return pa.table({"fragment": pa.array([staged.encode()], pa.binary()),
+                         "schema": pa.array([written], pa.binary())})
 
 
-compact_database = _waits("compact_database", "Lance namespaces")
-LanceFragmentWriter = _waits("LanceFragmentWriter", "writing fragments from Ray Data pipelines")
-LanceFragmentCommitter = _waits("LanceFragmentCommitter", "committing fragments from Ray Data pipelines")
+class LanceFragmentCommitter(_Datasink):
+    """A Ray Data sink committing what :class:`LanceFragmentWriter` staged as
+    one new version: ``mode`` "create" (the dataset must not exist),
+    "append" or "overwrite". Nothing is committed when nothing was staged."""
+
+    def __init__(
+        self,
+        uri: Optional[str] = None,
+        table_id: Optional[List[str]] = None,
+        *,
+        schema: Optional[pa.Schema] = None,
+        mode: str = "create",
+        enable_stable_row_ids: bool = False,
+        storage_options: Optional[Dict[str, Any]] = None,
+        base_store_params: Optional[Dict[str, Any]] = None,
+        initial_bases: Optional[List[Any]] = None,
+        target_bases: Optional[List[str]] = None,
+        namespace_impl: Optional[str] = None,
+        namespace_properties: Optional[Dict[str, str]] = None,
+    ) -> None:
+        _not_yet(base_store_params=base_store_params, initial_bases=initial_bases, target_bases=target_bases)
+        if mode not in ("create", "append", "overwrite"):
+            raise errors.InvalidInputError(f"mode must be create, append or overwrite, not {mode!r}")
+        self.uri, self.storage_options = _uri(uri, namespace_impl, namespace_properties, table_id,
+                                              storage_options, write=True)
+        self.mode = mode
+        # The writer decides the layout; the schema is checked against its parts.
+        self.schema = schema
+
+    def write(self, blocks: Any, ctx: Any) -> List[str]:
+        staged: List[str] = []
+        for block in blocks:
+            table = _as_table(block, "a block")
+            if "fragment" not in table.column_names:
+                raise errors.InvalidInputError(
+                    "LanceFragmentCommitter takes the output of LanceFragmentWriter (a 'fragment' column)"
+                )
+            staged.extend(bytes(b).decode() for b in table.column("fragment").to_pylist())
+        return staged
+
+    def on_write_complete(self, write_result: Any) -> None:
+        from lanceflow import _native as native
+
+        returns = getattr(write_result, "write_returns", write_result)
+        staged = [part for task in returns for part in (task or [])]
+        if not staged:
+            return
+        if self.schema is not None:
+            import json
+
+            names = [f["name"] for f in json.loads(staged[0])["schema"]["fields"]]
+            if names != self.schema.names:
+                raise errors.InvalidInputError(
+                    f"the staged fragments have columns {names}, the committer's schema {self.schema.names}"
+                )
+        native.commit_staged(
+            api._session(executor="local", storage_options=self.storage_options),
+            self.uri,
+            staged,
+            self.mode,
+        )
