@@ -995,6 +995,8 @@ class LanceFragmentCommitter(_Datasink):
         staged: List[str] = []
         for block in blocks:
             table = _as_table(block, "a block")
+            if table.num_rows == 0:
+                continue  # Ray hands empty blocks on as they are
             if "fragment" not in table.column_names:
                 raise errors.InvalidInputError(
                     "LanceFragmentCommitter takes the output of LanceFragmentWriter (a 'fragment' column)"
