@@ -349,3 +349,15 @@ def test_fragment_writer_and_committer(cluster, tmp_path):
     with pytest.raises(NotImplementedError, match="max_bytes_per_file"):
         lr.LanceFragmentWriter(uri, max_bytes_per_file=1 << 20)
     assert lance.dataset(uri).count_rows() == 14
+
+    # write_lance(stream=True) runs the same writer and committer.
+    streamed = str(tmp_path / "streamed.lance")
+    lr.write_lance(ds, streamed, schema=schema, stream=True, batch_size=4, concurrency=1)
+    assert sorted(lance.dataset(streamed).to_table().column("id").to_pylist()) == list(range(10))
+    lr.write_lance(more, streamed, mode="append", stream=True)
+    assert lance.dataset(streamed).count_rows() == 16
+    with pytest.raises(FileExistsError, match="already exists"):
+        lr.write_lance(ds, streamed, stream=True)
+    with pytest.raises(NotImplementedError, match="concurrency"):
+        lr.write_lance(ds, streamed, mode="append", concurrency=2)
+    assert lance.dataset(streamed).count_rows() == 16

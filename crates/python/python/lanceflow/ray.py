@@ -654,7 +654,11 @@ def write_lance(
     resume_rows: int = 0,
 ) -> None:
     """Write a Ray Dataset (or an Arrow table, a pandas frame) as one new
-    version: blocks staged as Parquet, one ingest task per file, one commit."""
+    version: blocks staged as Parquet, one ingest task per file, one commit.
+    ``stream=True`` writes each batch of ``batch_size`` rows straight into
+    uncommitted fragments on the cluster instead (:class:`LanceFragmentWriter`
+    in ``map_batches``, with ``concurrency`` and ``ray_remote_args``), then
+    commits them all at once."""
     if ds is None:
         raise errors.InvalidInputError("write_lance: ds is None; pass a Ray Dataset")
     if mode not in ("create", "append", "overwrite"):
@@ -669,14 +673,48 @@ def write_lance(
         target_bases=target_bases,
         external_blob_mode=external_blob_mode != "reference",
         allow_external_blob_outside_bases=allow_external_blob_outside_bases,
-        ray_remote_args=ray_remote_args,
-        concurrency=concurrency,
-        stream=stream,
-        batch_size=batch_size,
         resume_rows=int(resume_rows) != 0,
     )
+    if not stream:
+        _not_yet(ray_remote_args=ray_remote_args, concurrency=concurrency, batch_size=batch_size)
+    elif not hasattr(ds, "map_batches"):
+        raise errors.InvalidInputError("stream=True writes a Ray Dataset; pass one (or leave stream off)")
+    elif batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) <= 0):
+        raise errors.InvalidInputError(f"batch_size must be positive, not {batch_size!r}")
     uri, storage_options = _uri(uri, namespace_impl, namespace_properties, table_id, storage_options,
                                 write=True)
+    if stream:
+        if mode == "create":
+            try:
+                api.info(uri, storage_options=storage_options)
+            except errors.NotFoundError:
+                pass
+            else:
+                raise errors.AlreadyExistsError(
+                    f"a dataset already exists at '{uri}'; use mode='append' or mode='overwrite'"
+                )
+        writer = LanceFragmentWriter(
+            uri,
+            schema=schema,
+            max_rows_per_file=int(max_rows_per_file),
+            data_storage_version=data_storage_version,
+            enable_stable_row_ids=bool(enable_stable_row_ids),
+            storage_options=storage_options,
+            mode="append" if mode == "append" else "overwrite",
+        )
+        extra: Dict[str, Any] = dict(ray_remote_args or {})
+        if concurrency is not None:
+            extra["concurrency"] = concurrency
+        staged = ds.map_batches(writer, batch_size=int(batch_size) if batch_size else None,
+                                batch_format="pyarrow", **extra)
+        try:
+            staged.write_datasink(LanceFragmentCommitter(uri, mode=mode, storage_options=storage_options))
+        except Exception as e:  # noqa: BLE001 - a write task's own error, not Ray's wrapping of it
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, errors.LanceflowError):
+                raise cause from None
+            raise
+        return
     with _Executor(1, None) as executor:
         api.write_lance(
             ds,
