@@ -35,11 +35,16 @@ pub async fn scan_columns(
     version: Option<u64>,
     columns: &[&str],
 ) -> Vec<arrow_array::RecordBatch> {
-    use futures::TryStreamExt;
     let at = version.map(lanceflow::VersionSpec::Number);
     let ds = loc.open(at.as_ref()).await.unwrap();
     let mut scan = ds.scan();
     scan.project(columns).unwrap();
+    collect(&scan).await
+}
+
+/// Every batch a configured scan yields, in scan order.
+pub async fn collect(scan: &lance::dataset::scanner::Scanner) -> Vec<arrow_array::RecordBatch> {
+    use futures::TryStreamExt;
     scan.try_into_stream()
         .await
         .unwrap()

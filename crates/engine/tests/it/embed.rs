@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
 use arrow_array::Array;
-use futures::TryStreamExt;
 use lanceflow::embed::{embed, EmbedMode, EmbedRequest, TextSource};
 use lanceflow::embedding::{shared_embedder, Backend, Embedder, EmbedderOptions};
 use lanceflow::ingest::{ingest, IngestRequest, WriteMode};
@@ -145,13 +144,7 @@ async fn vectors(loc: &Location, column: &str) -> Vec<(i64, Option<Vec<f32>>)> {
     let ds = loc.open(None).await.unwrap();
     let mut scan = ds.scan();
     scan.project(&["id", column]).unwrap();
-    let batches: Vec<_> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = collect(&scan).await;
     let mut out = Vec::new();
     for b in batches {
         let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();
@@ -403,13 +396,7 @@ async fn texts(loc: &Location) -> Vec<(i64, Option<String>, Option<String>)> {
     let ds = loc.open(None).await.unwrap();
     let mut scan = ds.scan();
     scan.project(&["id", "title", "text"]).unwrap();
-    let batches: Vec<_> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = collect(&scan).await;
     let mut out = Vec::new();
     for b in batches {
         let ids = b.column(0).as_primitive::<arrow_array::types::Int64Type>();

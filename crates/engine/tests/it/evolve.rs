@@ -9,7 +9,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, Int64Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema};
-use futures::TryStreamExt;
 use lanceflow::evolve::{
     add_columns, merge_columns, AddColumnsRequest, ColumnTransform, HostTransform,
 };
@@ -39,13 +38,7 @@ async fn addresses(loc: &Location) -> (Vec<i64>, Vec<u64>) {
     let mut scan = ds.scan();
     scan.project(&["id"]).unwrap();
     scan.with_row_address();
-    let batches: Vec<RecordBatch> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = collect(&scan).await;
     let mut ids = Vec::new();
     let mut addrs = Vec::new();
     for b in batches {

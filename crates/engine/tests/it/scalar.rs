@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
-use arrow_array::RecordBatch;
-use futures::TryStreamExt;
 use lance::index::DatasetIndexExt;
 use lance_index::scalar::{FullTextSearchQuery, InvertedIndexParams};
 use lance_index::IndexType;
@@ -91,13 +89,7 @@ async fn fts(loc: &Location, query: FullTextSearchQuery) -> Vec<(i64, f32)> {
     scan.project(&["id"]).unwrap();
     scan.full_text_search(query).unwrap();
     scan.limit(Some(20), None).unwrap();
-    let batches: Vec<RecordBatch> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = collect(&scan).await;
     let mut out = Vec::new();
     for b in batches {
         let ids = b
@@ -123,13 +115,7 @@ async fn filtered(loc: &Location, filter: &str, use_index: bool) -> (Vec<i64>, S
     scan.filter(filter).unwrap();
     scan.use_scalar_index(use_index);
     let plan = scan.explain_plan(false).await.unwrap();
-    let batches: Vec<RecordBatch> = scan
-        .try_into_stream()
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let batches = collect(&scan).await;
     let mut ids: Vec<i64> = batches
         .iter()
         .flat_map(|b| {
